@@ -1,0 +1,51 @@
+"""Built-in checks, registered explicitly in one typed table (no import side effects)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from factorygate.checks import kubernetes as k
+from factorygate.facts.workload import Workload
+from factorygate.model import Outcome
+from factorygate.policy.schema import Parameters
+
+WorkloadCheck = Callable[[Workload, Parameters], Iterator[Outcome]]
+
+WORKLOAD_CHECKS: dict[str, WorkloadCheck] = {
+    "k8s-no-container-runtime-socket": k.k8s_no_container_runtime_socket,
+    "k8s-seccomp-profile": k.k8s_seccomp_profile,
+    "k8s-no-sensitive-host-path": k.k8s_no_sensitive_host_path,
+    "k8s-resource-limits": k.k8s_resource_limits,
+    "k8s-resource-requests": k.k8s_resource_requests,
+    "k8s-read-only-root-filesystem": k.k8s_read_only_root_filesystem,
+    "k8s-liveness-probe": k.k8s_liveness_probe,
+    "k8s-readiness-probe": k.k8s_readiness_probe,
+    "k8s-no-host-namespaces": k.k8s_no_host_namespaces,
+    "k8s-labels-and-placement": k.k8s_labels_and_placement,
+    "k8s-run-as-non-root": k.k8s_run_as_non_root,
+    "k8s-run-as-non-root-user": k.k8s_run_as_non_root_user,
+    "k8s-no-privilege-escalation": k.k8s_no_privilege_escalation,
+    "k8s-not-privileged": k.k8s_not_privileged,
+    "k8s-no-privileged-ports": k.k8s_no_privileged_ports,
+    "k8s-no-host-ports": k.k8s_no_host_ports,
+    "k8s-capabilities-restricted": k.k8s_capabilities_restricted,
+    "k8s-allowed-registry": k.k8s_allowed_registry,
+    "k8s-image-digest": k.k8s_image_digest,
+    "k8s-no-env-credentials": k.k8s_no_env_credentials,
+    "k8s-volume-types": k.k8s_volume_types,
+    "k8s-no-host-path": k.k8s_no_host_path,
+    "k8s-selinux-options": k.k8s_selinux_options,
+    "k8s-proc-mount": k.k8s_proc_mount,
+    "k8s-safe-sysctls": k.k8s_safe_sysctls,
+    "k8s-apparmor": k.k8s_apparmor,
+    "k8s-no-host-process": k.k8s_no_host_process,
+}
+
+# Checks evaluated over all inputs at once (see factorygate.engine).
+BUNDLE_CHECKS = frozenset({"k8s-network-policy-coverage"})
+
+# Pseudo-check id of findings that report unreadable input.
+INPUT_ERROR = "input-error"
+CHECK_ERROR = "check-error"
+
+__all__ = ["BUNDLE_CHECKS", "CHECK_ERROR", "INPUT_ERROR", "WORKLOAD_CHECKS", "WorkloadCheck"]

@@ -1,0 +1,197 @@
+"""The ``factorygate`` command line. Thin: parse arguments, call the core, render.
+
+Heavy modules (pydantic, rich, the engine) are imported inside the command functions so that
+``factorygate --version`` and ``--help`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from factorygate import __version__
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+FORMATS = ("text", "json", "sarif", "junit")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+DEFAULT_POLICY_FILE = "factorygate-policy.yaml"
+
+
+def _date(value: str) -> dt.date:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {value!r}") from None
+
+
+def _megabytes(value: str) -> int:
+    try:
+        n = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MiB: {value!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return int(n * 1024 * 1024)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="factorygate",
+        description="Security gates for the DoD Enterprise DevSecOps reference designs: checks Kubernetes "
+        "manifests against the DISA Container Image Creation and Deployment Guide and the Pod Security Standards.",
+    )
+    parser.add_argument("--version", action="version", version=f"factorygate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    scan = sub.add_parser("scan", help="check Kubernetes manifests (files, directories, - for stdin)")
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="file, directory (recursive) or - for stdin")
+    scan.add_argument("--policy", "-p", metavar="FILE", help="policy file (default: the packaged default policy)")
+    scan.add_argument("--format", "-f", choices=FORMATS, default="text", help="report format (default: text)")
+    scan.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    scan.add_argument("--threshold", choices=SEVERITIES, help="override the policy's fail threshold")
+    scan.add_argument(
+        "--kustomize",
+        choices=("auto", "never"),
+        default="auto",
+        help="render directories holding kustomization.yaml with `kubectl kustomize` (auto) or read "
+        "their files as plain manifests (never)",
+    )
+    scan.add_argument("--max-file-size", type=_megabytes, default=32 * 1024 * 1024, metavar="MiB",
+                      help="refuse inputs larger than this (default 32)")
+    scan.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD",
+                      help="evaluate waiver expiry as of this date (default: today)")
+    scan.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the text report")
+
+    rules = sub.add_parser("rules", help="list the catalog: checks with their requirements, NIST controls and CCIs")
+    rules.add_argument("--format", "-f", choices=("text", "json"), default="text")
+    rules.add_argument("--requirements", action="store_true", help="list requirements instead of checks")
+
+    init = sub.add_parser("init", help="write the default policy file to start from")
+    init.add_argument("path", nargs="?", default=DEFAULT_POLICY_FILE, help=f"(default: {DEFAULT_POLICY_FILE})")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    return parser
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from factorygate.catalog import load_catalog
+    from factorygate.engine import KUBERNETES_KINDS, Engine
+    from factorygate.inputs.kubernetes import ReadOptions, iter_manifests
+    from factorygate.model import Severity
+    from factorygate.policy import load_policy
+    from factorygate.render import Format, render
+
+    catalog = load_catalog()
+    policy = load_policy(args.policy, set(catalog.checks))
+    if args.threshold:
+        policy = policy.model_copy(update={"threshold": Severity(args.threshold)})
+    engine = Engine(catalog, policy, as_of=args.as_of)
+    opts = ReadOptions(kustomize=args.kustomize == "auto", max_bytes=args.max_file_size, kinds=KUBERNETES_KINDS)
+    items = iter_manifests(args.paths, opts)
+    result = engine.run(items, list(args.paths))
+    fmt = Format(args.format)
+    if args.output:
+        try:
+            with open(args.output, "w", encoding="utf-8") as out:
+                render(result, fmt, out)
+        except OSError as e:
+            print(f"factorygate: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_ERROR
+    else:
+        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+        render(result, fmt, sys.stdout, color=color)
+    if args.output or fmt is not Format.TEXT:
+        _print_errors_and_verdict(result)
+    return result.exit_code()
+
+
+def _print_errors_and_verdict(result: object) -> None:
+    """When the report goes elsewhere, still tell the person at the terminal what happened."""
+    from factorygate.engine import ScanResult
+    from factorygate.model import Status
+
+    assert isinstance(result, ScanResult)
+    for f in result.findings:
+        if f.status is Status.ERROR:
+            line = f":{f.location.line}" if f.location.line else ""
+            print(f"factorygate: error: {f.location.file}{line}: {f.message}", file=sys.stderr)
+    blocking = sum(1 for f in result.findings if f.status is Status.FAIL and f.severity >= result.policy.threshold)
+    print(
+        f"factorygate: {blocking} failing at or above {result.policy.threshold.value}; exit {result.exit_code()}",
+        file=sys.stderr,
+    )
+
+
+def _cmd_rules(args: argparse.Namespace) -> int:
+    import json
+
+    from factorygate.catalog import load_catalog
+
+    catalog = load_catalog()
+    if args.requirements:
+        rows = [
+            {"id": r.id, "title": r.title, "ia_control": r.ia_control, "cci": list(r.cci),
+             "automation": list(r.automation) or ["process"], "checks": [c.id for c in catalog.checks_for(r.id)]}
+            for r in catalog.requirements.values()
+        ]
+    else:
+        rows = [
+            {"id": c.id, "title": c.title, "requirements": list(c.requirements), "severity": c.severity.value,
+             "nist": list(c.nist), "cci": list(c.cci), "subject": c.subject.value}
+            for c in catalog.checks.values()
+        ]
+    if args.format == "json":
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    columns = list(rows[0]) if rows else []
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
+    Console(highlight=False).print(table)
+    return EXIT_OK
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from factorygate.policy import default_policy_text
+
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        print(f"factorygate: {path} exists; use --force to overwrite", file=sys.stderr)
+        return EXIT_ERROR
+    path.write_text(default_policy_text(), encoding="utf-8")
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_ERROR
+    from factorygate.errors import FactorygateError
+
+    handlers = {"scan": _cmd_scan, "rules": _cmd_rules, "init": _cmd_init}
+    try:
+        return handlers[args.command](args)
+    except FactorygateError as e:
+        print(f"factorygate: {e.diagnostics()}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR

@@ -1,0 +1,280 @@
+"""The scan engine: manifests -> workload facts -> checks -> findings, with policy applied."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from factorygate.catalog import Catalog
+from factorygate.checks import BUNDLE_CHECKS, INPUT_ERROR, WORKLOAD_CHECKS
+from factorygate.checks.network import NetworkPolicyFacts, k8s_network_policy_coverage, network_policy_from
+from factorygate.facts.workload import WORKLOAD_KINDS, Workload, workload_from
+from factorygate.inputs.kubernetes import LoadError, Manifest, Skipped
+from factorygate.model import Finding, Location, Outcome, Resource, Severity, Status, SubjectKind
+from factorygate.policy.schema import Policy, WaiverRule
+from factorygate.policy.waivers import WaiverBook
+
+INLINE_WAIVER_PREFIX = "factorygate.dev/waive."
+# The kinds the Kubernetes checks read; loaders need not construct any other.
+KUBERNETES_KINDS = WORKLOAD_KINDS | {"NetworkPolicy"}
+
+
+@dataclass
+class ScanStats:
+    """Counts a report prints next to the findings."""
+
+    documents: int = 0
+    resources: int = 0
+    workloads: int = 0
+    exempt_workloads: int = 0
+    input_errors: int = 0
+    seconds: float = 0.0
+    subjects: set[str] = field(default_factory=set)  # subject kinds evaluated: manifest, ...
+
+
+@dataclass
+class ScanResult:
+    """Everything a renderer needs."""
+
+    findings: list[Finding]
+    catalog: Catalog
+    policy: Policy
+    inputs: list[str]
+    stats: ScanStats
+    as_of: dt.date
+
+    def exit_code(self) -> int:
+        """0 clean, 1 a failure at or above the threshold, 2 an input or check error."""
+        if any(f.status is Status.ERROR for f in self.findings):
+            return 2
+        threshold = self.policy.threshold
+        if any(f.status is Status.FAIL and f.severity >= threshold for f in self.findings):
+            return 1
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkloadContext:
+    resource: Resource
+    namespace: str | None
+    labels: Mapping[str, Any]
+    pod_path: str
+    location: Location
+    waivers: WaiverBook
+
+
+class Engine:
+    """Runs the enabled checks of a catalog under a policy."""
+
+    def __init__(self, catalog: Catalog, policy: Policy, as_of: dt.date | None = None) -> None:
+        self.catalog = catalog
+        self.policy = policy
+        self.as_of = as_of or dt.date.today()
+        self.params = policy.parameters
+        self.workload_checks = [
+            (catalog.checks[cid], fn)
+            for cid, fn in WORKLOAD_CHECKS.items()
+            if policy.enabled(cid)
+        ]
+        self.bundle_checks = [cid for cid in BUNDLE_CHECKS if policy.enabled(cid)]
+        self.severity = {cid: policy.severity_of(cid, meta.severity) for cid, meta in catalog.checks.items()}
+        self.policy_waivers = WaiverBook.from_rules(policy.waivers, "policy", self.as_of)
+
+    # -- findings -----------------------------------------------------------------------------
+    def _finding(
+        self,
+        check_id: str,
+        outcome: Outcome,
+        resource: Resource,
+        location: Location,
+        waivers: WaiverBook,
+    ) -> Finding:
+        meta = self.catalog.checks[check_id]
+        status = Status.PASS if outcome.passed else Status.FAIL
+        message = outcome.message
+        waiver = None
+        if status is Status.FAIL:
+            waiver = waivers.match(check_id, resource, outcome.container) or self.policy_waivers.match(
+                check_id, resource, outcome.container
+            )
+            if waiver is not None:
+                if waiver.expired:
+                    message = f"{message} (waiver by {waiver.approver} expired on {waiver.expires})"
+                else:
+                    status = Status.WAIVED
+        return Finding(
+            check=check_id,
+            status=status,
+            severity=self.severity[check_id],
+            message=message,
+            location=location,
+            requirements=meta.requirements,
+            nist=meta.nist,
+            cci=meta.cci,
+            resource=resource,
+            container=outcome.container,
+            title=meta.title,
+            remediation=meta.remediation,
+            waiver=waiver,
+        )
+
+    def _exempt(self, namespace: str | None) -> bool:
+        from fnmatch import fnmatchcase
+
+        ns = namespace or ""
+        return any(fnmatchcase(ns, g) for g in self.params.exempt_namespaces)
+
+    def _inline_waivers(self, m: Manifest, w: Workload, resource: Resource) -> tuple[WaiverBook, list[Finding]]:
+        rules: list[WaiverRule] = []
+        errors: list[Finding] = []
+        for key, value in w.annotations.items():
+            if not isinstance(key, str) or not key.startswith(INLINE_WAIVER_PREFIX):
+                continue
+            check_id = key[len(INLINE_WAIVER_PREFIX):]
+            loc = Location(m.file, m.line_of("metadata.annotations"), "metadata.annotations", m.source)
+            problem = None
+            if not self.policy.inline_waivers:
+                problem = "inline waivers are disabled by the policy (inline_waivers: false)"
+            elif check_id not in self.catalog.checks:
+                problem = f"unknown check id {check_id!r}"
+            else:
+                try:
+                    spec = yaml.load(str(value), Loader=yaml.CSafeLoader) if isinstance(value, str) else None
+                    if not isinstance(spec, dict):
+                        raise ValueError("value must be a mapping {justification, approver, expires}")
+                    rules.append(WaiverRule.model_validate({**spec, "check": check_id}))
+                except (yaml.YAMLError, ValueError, ValidationError) as e:
+                    detail = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e).splitlines()[0]
+                    problem = f"invalid inline waiver: {detail}"
+            if problem:
+                errors.append(self._input_error(loc, f"annotation {key}: {problem}", resource))
+        return WaiverBook.from_rules(rules, "inline", self.as_of, scope=resource), errors
+
+    @staticmethod
+    def _input_error(location: Location, message: str, resource: Resource | None = None) -> Finding:
+        return Finding(
+            check=INPUT_ERROR,
+            status=Status.ERROR,
+            severity=Severity.HIGH,
+            message=message,
+            location=location,
+            resource=resource,
+            title="Input could not be evaluated",
+        )
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self, items: Iterable[Manifest | LoadError | Skipped], inputs: list[str]) -> ScanResult:
+        started = time.perf_counter()
+        stats = ScanStats()
+        findings: list[Finding] = []
+        contexts: list[_WorkloadContext] = []
+        policies: list[NetworkPolicyFacts] = []
+        for item in items:
+            if isinstance(item, LoadError):
+                stats.input_errors += 1
+                findings.append(self._input_error(Location(item.file, item.line), item.message))
+                continue
+            stats.resources += 1
+            if isinstance(item, Skipped):
+                continue
+            doc = item.data
+            np = network_policy_from(doc)
+            if np is not None:
+                policies.append(np)
+                continue
+            w = workload_from(doc)
+            if w is None:
+                continue
+            if self._exempt(w.namespace):
+                stats.exempt_workloads += 1
+                continue
+            stats.workloads += 1
+            findings.extend(self._evaluate(item, w, contexts))
+        stats.subjects.add("manifest")
+        if "k8s-network-policy-coverage" in self.bundle_checks:
+            for ctx in contexts:
+                for outcome in k8s_network_policy_coverage(ctx.namespace, ctx.labels, ctx.pod_path, policies):
+                    findings.append(
+                        self._finding("k8s-network-policy-coverage", outcome, ctx.resource, ctx.location, ctx.waivers)
+                    )
+        stats.seconds = time.perf_counter() - started
+        return ScanResult(findings, self.catalog, self.policy, inputs, stats, self.as_of)
+
+    def _evaluate(self, m: Manifest, w: Workload, contexts: list[_WorkloadContext]) -> Iterator[Finding]:
+        meta = m.data.get("metadata")
+        api_version = m.data.get("apiVersion")
+        resource = Resource(
+            kind=w.kind, name=w.name, namespace=w.namespace,
+            api_version=api_version if isinstance(api_version, str) else None,
+        )
+        waivers, errors = self._inline_waivers(m, w, resource) if isinstance(meta, dict) else (WaiverBook.empty(), [])
+        yield from errors
+        lines: dict[str, int] = {}
+
+        def locate(path: str) -> Location:
+            line = lines.get(path)
+            if line is None:
+                line = lines[path] = m.line_of(path)
+            return Location(m.file, line, path, m.source)
+
+        for meta_check, fn in self.workload_checks:
+            try:
+                outcomes = list(fn(w, self.params))
+            except Exception as e:  # noqa: BLE001 - a crashed check must surface as an error, never a pass
+                yield Finding(
+                    check=meta_check.id,
+                    status=Status.ERROR,
+                    severity=self.severity[meta_check.id],
+                    message=f"check crashed: {type(e).__name__}: {e}",
+                    location=locate(w.pod_path),
+                    requirements=meta_check.requirements,
+                    nist=meta_check.nist,
+                    cci=meta_check.cci,
+                    resource=resource,
+                    title=meta_check.title,
+                )
+                continue
+            for o in outcomes:
+                yield self._finding(meta_check.id, o, resource, locate(o.path), waivers)
+        if self.bundle_checks:
+            contexts.append(_WorkloadContext(resource, w.namespace, w.labels, w.pod_path, locate(w.pod_path), waivers))
+
+
+def requirement_statuses(result: ScanResult) -> dict[str, str]:
+    """Each catalog requirement's status: fail, error, waived, pass, not_applicable or not_reviewed."""
+    seen: dict[str, set[Status]] = {}
+    for f in result.findings:
+        for r in f.requirements:
+            seen.setdefault(r, set()).add(f.status)
+    evaluated_kinds = {
+        "manifest": {SubjectKind.KUBERNETES_WORKLOAD, SubjectKind.KUBERNETES_BUNDLE},
+    }
+    ran_subjects = set().union(*(evaluated_kinds.get(s, set()) for s in result.stats.subjects))
+    covered = {
+        r
+        for c in result.catalog.checks.values()
+        if c.subject in ran_subjects and result.policy.enabled(c.id)
+        for r in c.requirements
+    }
+    out: dict[str, str] = {}
+    for rid in result.catalog.requirements:
+        statuses = seen.get(rid, set())
+        if Status.FAIL in statuses:
+            out[rid] = "fail"
+        elif Status.ERROR in statuses:
+            out[rid] = "error"
+        elif Status.WAIVED in statuses:
+            out[rid] = "waived"
+        elif Status.PASS in statuses:
+            out[rid] = "pass"
+        elif rid in covered:
+            out[rid] = "not_applicable"
+        else:
+            out[rid] = "not_reviewed"
+    return out

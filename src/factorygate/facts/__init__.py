@@ -1,0 +1,1 @@
+"""Facts: the normalised views checks read."""

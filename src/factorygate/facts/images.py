@@ -1,0 +1,54 @@
+"""Container image references, normalised the way the container runtime reads them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$|^sha512:[0-9a-f]{128}$")
+DOCKER_HUB = "docker.io"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """A parsed image reference: registry host, repository path, tag and digest."""
+
+    raw: str
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+    digest_valid: bool
+
+    @property
+    def name(self) -> str:
+        """registry/repository, e.g. docker.io/library/nginx."""
+        return f"{self.registry}/{self.repository}"
+
+
+def parse_image(ref: str) -> ImageRef:
+    """Parse ``[registry/]repo[:tag][@digest]`` (Docker's normalisation rules)."""
+    rest, _, digest = ref.strip().partition("@")
+    # a tag is after the last ":" that follows the last "/" (a ":" before it is a registry port)
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    tag = None
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+    first, sep, remainder = rest.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        registry, repository = first, remainder
+    else:
+        registry, repository = DOCKER_HUB, rest
+        if "/" not in repository:
+            repository = f"library/{repository}"
+    if registry in ("index.docker.io", "registry-1.docker.io"):
+        registry = DOCKER_HUB
+    return ImageRef(
+        raw=ref,
+        registry=registry.lower(),
+        repository=repository,
+        tag=tag or None,
+        digest=digest or None,
+        digest_valid=bool(digest) and bool(_DIGEST.match(digest)),
+    )

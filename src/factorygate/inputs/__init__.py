@@ -1,0 +1,1 @@
+"""Loaders: bytes in, subjects out."""

@@ -1,0 +1,317 @@
+"""Kubernetes inputs: files, directories, stdin and kustomizations, turned into manifests.
+
+Loaders never judge what they read. They yield :class:`Manifest` (one Kubernetes object with
+the node tree needed for line numbers) or :class:`LoadError` (one line naming the input).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import yaml
+
+from factorygate.inputs.safeyaml import LoadedDocument, SkippedDocument, YamlProblem, load_documents
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+KUSTOMIZE_TIMEOUT_S = 120
+_HELM_SOURCE = re.compile(rb"^# Source: (.+?)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One Kubernetes object as read from an input."""
+
+    data: Mapping[str, Any]
+    file: str
+    line: int
+    node: yaml.Node | None
+    source: str | None = None  # Helm "# Source:" template, or "kustomize"
+
+    def line_of(self, path: str) -> int:
+        """The 1-based line of the deepest existing node on a JSON path such as ``spec.containers[0].image``."""
+        node = self.node
+        if node is None:
+            return self.line
+        line = node.start_mark.line + 1
+        for part in _split_path(path):
+            nxt: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                for k, v in node.value:
+                    if getattr(k, "value", None) == part:
+                        nxt = v
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                nxt = node.value[part]
+            if nxt is None:
+                break
+            node = nxt
+            line = node.start_mark.line + 1
+        return line
+
+
+@dataclass(frozen=True, slots=True)
+class LoadError:
+    """An input that could not be read or parsed."""
+
+    file: str
+    message: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A Kubernetes object of a kind the caller did not ask for (counted, not parsed further)."""
+
+    file: str
+    line: int
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _split_path(path: str) -> list[str | int]:
+    return [name if name else int(idx) for name, idx in _PATH_PART.findall(path)]
+
+
+def is_kubernetes_object(doc: object) -> bool:
+    """A mapping with string apiVersion and kind: everything else is skipped quietly."""
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("apiVersion"), str)
+        and isinstance(doc.get("kind"), str)
+    )
+
+
+def _helm_sources(data: bytes) -> tuple[list[int], list[str]] | None:
+    """Lines (1-based) of ``# Source:`` comments that helm template writes before each document."""
+    if b"# Source: " not in data:
+        return None
+    lines, names = [], []
+    for m in _HELM_SOURCE.finditer(data):
+        lines.append(data.count(b"\n", 0, m.start()) + 1)
+        names.append(m.group(1).decode("utf-8", "replace"))
+    return lines, names
+
+
+def root_kind(node: yaml.Node) -> str | None:
+    """The ``kind`` of a composed document when it looks like a Kubernetes object, else None."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    kind = api = None
+    for k, v in node.value:
+        key = k.value if isinstance(k, yaml.ScalarNode) else None
+        if key == "kind" and isinstance(v, yaml.ScalarNode):
+            kind = v.value
+        elif key == "apiVersion" and isinstance(v, yaml.ScalarNode):
+            api = v.value
+    return kind if kind and api else None
+
+
+def manifests_from_bytes(
+    data: bytes, name: str, source: str | None = None, kinds: Container[str] | None = None
+) -> Iterator[Manifest | LoadError | Skipped]:
+    """Parse a YAML/JSON stream into Kubernetes objects (``List`` kinds are expanded).
+
+    With ``kinds``, objects of other kinds are yielded as :class:`Skipped` without being constructed.
+    """
+    helm = _helm_sources(data) if source is None else None
+    want = None
+    if kinds is not None:
+        def want(node: yaml.Node) -> bool:
+            kind = root_kind(node)
+            return kind is not None and (kind in kinds or kind.endswith("List"))
+
+    for item in load_documents(data, want):
+        if isinstance(item, YamlProblem):
+            yield LoadError(name, item.message, item.line)
+            return
+        if isinstance(item, SkippedDocument):
+            if root_kind(item.node) is not None:
+                yield Skipped(name, item.line)
+            continue
+        yield from _objects(item, name, source, helm)
+
+
+def _objects(
+    doc: LoadedDocument, name: str, source: str | None, helm: tuple[list[int], list[str]] | None
+) -> Iterator[Manifest]:
+    if not is_kubernetes_object(doc.data):
+        return
+    if helm is not None:
+        i = bisect.bisect_right(helm[0], doc.line) - 1
+        source = helm[1][i] if i >= 0 else None
+    data = doc.data
+    if data["kind"].endswith("List") and isinstance(data.get("items"), list):
+        items_node = None
+        if isinstance(doc.node, yaml.MappingNode):
+            items_node = next((v for k, v in doc.node.value if getattr(k, "value", None) == "items"), None)
+        for i, item in enumerate(data["items"]):
+            if not is_kubernetes_object(item):
+                continue
+            node = None
+            if isinstance(items_node, yaml.SequenceNode) and i < len(items_node.value):
+                node = items_node.value[i]
+            line = node.start_mark.line + 1 if node is not None else doc.line
+            yield Manifest(item, name, line, node, source)
+        return
+    yield Manifest(data, name, doc.line, doc.node, source)
+
+
+def _read_bounded(stream: BinaryIO, name: str, max_bytes: int) -> bytes | LoadError:
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        return LoadError(name, f"input is larger than the {max_bytes // (1024 * 1024)} MiB limit (--max-file-size)")
+    return data
+
+
+def read_file(path: Path, max_bytes: int) -> bytes | LoadError:
+    """Read a whole file, refusing it when it is over ``max_bytes``."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return LoadError(
+                name, f"file is {size / (1024 * 1024):.1f} MiB, over the {max_bytes // (1024 * 1024)} MiB limit"
+                " (--max-file-size)"
+            )
+        with path.open("rb") as f:
+            return _read_bounded(f, name, max_bytes)
+    except OSError as e:
+        return LoadError(name, f"cannot read: {e.strerror or e}")
+
+
+def find_kubectl() -> str | None:
+    """kubectl on PATH, or next to the running interpreter (a virtualenv's bin/)."""
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "kubectl"
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
+_KLOG_PREFIX = re.compile(r'^[EWI]\d{4} [\d:.]+\s+\d+ \S+\] (?:"command failed" err=)?')
+
+
+def _kubectl_error(stderr: bytes, returncode: int) -> str:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if not lines:
+        return f"exit code {returncode}"
+    # klog writes `... "command failed" err=<` and the message on the following lines
+    first = _KLOG_PREFIX.sub("", lines[0]).strip('"')
+    msg = lines[1] if first in ("<", "err=<") and len(lines) > 1 else first
+    msg = " ".join(msg.split())
+    return msg if len(msg) <= 300 else msg[:297] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How inputs are read."""
+
+    kustomize: bool = True
+    max_bytes: int = DEFAULT_MAX_BYTES
+    kinds: Container[str] | None = None  # construct only these kinds (None: all)
+
+
+def render_kustomization(directory: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped] | LoadError:
+    """Render a kustomization with ``kubectl kustomize``; a LoadError when it cannot be rendered."""
+    name = str(directory)
+    kubectl = find_kubectl()
+    if kubectl is None:
+        return LoadError(
+            name,
+            "holds a kustomization but kubectl is not installed: install kubectl, pipe `kustomize build` "
+            "output to `factorygate scan -`, or use --kustomize never; its files were read as plain manifests",
+        )
+    try:
+        proc = subprocess.run(
+            [kubectl, "kustomize", str(directory)],
+            capture_output=True,
+            timeout=KUSTOMIZE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return LoadError(name, f"kubectl kustomize failed ({e}); its files were read as plain manifests")
+    if proc.returncode != 0:
+        return LoadError(
+            name,
+            f"kubectl kustomize failed: {_kubectl_error(proc.stderr, proc.returncode)}; "
+            "its files were read as plain manifests",
+        )
+    if len(proc.stdout) > opts.max_bytes:
+        return LoadError(name, f"rendered kustomization is over the {opts.max_bytes // (1024 * 1024)} MiB limit")
+    return manifests_from_bytes(proc.stdout, name, source="kustomize", kinds=opts.kinds)
+
+
+def _has_kustomization(names: Iterable[str]) -> bool:
+    return any(n in KUSTOMIZATION_FILES for n in names)
+
+
+def _plain_files(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in sorted(filenames):
+            if f.endswith(MANIFEST_SUFFIXES) and not f.startswith("."):
+                yield Path(dirpath) / f
+
+
+def _walk(root: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:
+    """Files under ``root`` in a stable order; a directory holding a kustomization is rendered instead
+    (what lies beneath it is part of the kustomization). When rendering fails, the error is reported
+    and the directory's files are read as plain manifests, so nothing goes unchecked."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        here = Path(dirpath)
+        if opts.kustomize and _has_kustomization(filenames):
+            dirnames[:] = []
+            rendered = render_kustomization(here, opts)
+            if not isinstance(rendered, LoadError):
+                yield from rendered
+                continue
+            yield rendered
+            for f in _plain_files(here):
+                yield from _from_file(f, opts)
+            continue
+        for f in sorted(filenames):
+            if f.endswith(MANIFEST_SUFFIXES) and not f.startswith("."):
+                yield from _from_file(here / f, opts)
+
+
+def iter_manifests(
+    paths: Iterable[str], opts: ReadOptions | None = None, *, stdin: BinaryIO | None = None
+) -> Iterator[Manifest | LoadError | Skipped]:
+    """Every Kubernetes object of every input, in order; problems are yielded, never raised."""
+    opts = opts or ReadOptions()
+    for raw in paths:
+        if raw == "-":
+            data = _read_bounded(stdin if stdin is not None else sys.stdin.buffer, "-", opts.max_bytes)
+            if isinstance(data, LoadError):
+                yield data
+            else:
+                yield from manifests_from_bytes(data, "-", kinds=opts.kinds)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            yield from _walk(path, opts)
+        elif path.exists():
+            yield from _from_file(path, opts)
+        else:
+            yield LoadError(raw, "no such file or directory")
+
+
+def _from_file(path: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:
+    data = read_file(path, opts.max_bytes)
+    if isinstance(data, LoadError):
+        yield data
+        return
+    yield from manifests_from_bytes(data, str(path), kinds=opts.kinds)

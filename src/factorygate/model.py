@@ -1,0 +1,158 @@
+"""The vocabulary shared by checks, policy and renderers."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.Enum):
+    """How bad a failed check is. Ordered: ``Severity.HIGH > Severity.LOW``."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class Status(enum.Enum):
+    """The outcome of one check on one subject."""
+
+    FAIL = "fail"
+    PASS = "pass"
+    WAIVED = "waived"
+    ERROR = "error"
+
+
+class SubjectKind(enum.Enum):
+    """What a check looks at."""
+
+    KUBERNETES_WORKLOAD = "kubernetes-workload"
+    KUBERNETES_BUNDLE = "kubernetes-bundle"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a finding points: a file (``-`` for stdin), a 1-based line and a JSON path."""
+
+    file: str
+    line: int | None = None
+    path: str | None = None
+    source: str | None = None  # e.g. the Helm template named by a "# Source:" comment
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """The Kubernetes object a finding is about."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+    api_version: str | None = None
+
+    def display(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {ns}{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Waiver:
+    """A waiver as applied to one finding."""
+
+    justification: str
+    approver: str
+    expires: str  # ISO date
+    source: str  # "policy" or "inline"
+    expired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a check function yields: pass or fail, why, and where."""
+
+    passed: bool
+    message: str
+    path: str
+    container: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One check's verdict on one subject (or one input error)."""
+
+    check: str
+    status: Status
+    severity: Severity
+    message: str
+    location: Location
+    requirements: tuple[str, ...] = ()
+    nist: tuple[str, ...] = ()
+    cci: tuple[str, ...] = ()
+    resource: Resource | None = None
+    container: str | None = None
+    title: str = ""
+    remediation: str = ""
+    waiver: Waiver | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """A requirement of a source document (DISA guide, PSS, Compliant Kubernetes)."""
+
+    id: str
+    title: str
+    ia_control: str
+    cci: tuple[str, ...]
+    automation: tuple[str, ...]
+    summary: str
+    source: str
+    profile: str | None = None
+    mapping: str = "source"
+
+    @property
+    def process_only(self) -> bool:
+        return not self.automation
+
+
+@dataclass(frozen=True, slots=True)
+class CheckMeta:
+    """Catalog metadata of a built-in check."""
+
+    id: str
+    subject: SubjectKind
+    requirements: tuple[str, ...]
+    severity: Severity
+    title: str
+    description: str
+    remediation: str
+    parameters: tuple[str, ...] = ()
+    nist: tuple[str, ...] = field(default=())
+    cci: tuple[str, ...] = field(default=())

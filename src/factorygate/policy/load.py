@@ -1,0 +1,87 @@
+"""Read a policy file and explain what is wrong with it, naming the line and the field."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from factorygate.errors import PolicyError
+from factorygate.policy.schema import Policy
+
+MAX_POLICY_BYTES = 4 * 1024 * 1024
+
+
+def default_policy_text() -> str:
+    """The packaged default policy, with its comments."""
+    return resources.files("factorygate.policy").joinpath("default-policy.yaml").read_text(encoding="utf-8")
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the deepest node on ``loc`` that exists in the YAML."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_policy(text: str, name: str, known_checks: set[str] | None = None) -> Policy:
+    """Validate policy text; raise :class:`PolicyError` with ``name:line: field: problem`` lines."""
+    try:
+        node = yaml.compose(text, Loader=yaml.CSafeLoader)
+        data: Any = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}" if mark is not None else name
+        problem = getattr(e, "problem", None) or str(e)
+        raise PolicyError(f"{where}: not valid YAML: {problem}") from e
+    if not isinstance(data, dict):
+        raise PolicyError(f"{name}:1: a policy is a mapping with apiVersion: factorygate.dev/v1 and kind: Policy")
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            line = _line_of(node, loc)
+            lines.append(f"{name}:{line}: {field}: {err['msg']}")
+        raise PolicyError("invalid policy:\n  " + "\n  ".join(lines)) from e
+    if known_checks is not None:
+        problems = []
+        for key in policy.checks:
+            if key not in known_checks:
+                problems.append(f"{name}:{_line_of(node, ('checks', key))}: checks.{key}: unknown check id")
+        for i, w in enumerate(policy.waivers):
+            if w.check not in known_checks:
+                line = _line_of(node, ("waivers", i, "check"))
+                problems.append(f"{name}:{line}: waivers.{i}.check: unknown check id {w.check!r}")
+        if problems:
+            raise PolicyError("invalid policy:\n  " + "\n  ".join(problems))
+    return policy
+
+
+def load_policy(path: str | None, known_checks: set[str] | None = None) -> Policy:
+    """Load the policy at ``path``, or the packaged default when ``path`` is None."""
+    if path is None:
+        return parse_policy(default_policy_text(), "<default policy>", known_checks)
+    p = Path(path)
+    try:
+        if p.stat().st_size > MAX_POLICY_BYTES:
+            raise PolicyError(f"{path}: policy file is larger than {MAX_POLICY_BYTES // 1024 // 1024} MiB")
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PolicyError(f"{path}: cannot read policy: {e}") from e
+    return parse_policy(text, path, known_checks)
