@@ -16,6 +16,8 @@ from factorygate import __version__
 if TYPE_CHECKING:
     import datetime as dt
 
+    from factorygate.engine import ScanResult
+
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 FORMATS = ("text", "json", "sarif", "junit")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -63,10 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="render directories holding kustomization.yaml with `kubectl kustomize` (auto) or read "
         "their files as plain manifests (never)",
     )
-    scan.add_argument("--max-file-size", type=_megabytes, default=32 * 1024 * 1024, metavar="MiB",
-                      help="refuse inputs larger than this (default 32)")
-    scan.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD",
-                      help="evaluate waiver expiry as of this date (default: today)")
+    scan.add_argument(
+        "--max-file-size",
+        type=_megabytes,
+        default=32 * 1024 * 1024,
+        metavar="MiB",
+        help="refuse inputs larger than this (default 32)",
+    )
+    scan.add_argument(
+        "--as-of",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="evaluate waiver expiry as of this date (default: today)",
+    )
     scan.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the text report")
 
     rules = sub.add_parser("rules", help="list the catalog: checks with their requirements, NIST controls and CCIs")
@@ -111,12 +122,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return result.exit_code()
 
 
-def _print_errors_and_verdict(result: object) -> None:
+def _print_errors_and_verdict(result: ScanResult) -> None:
     """When the report goes elsewhere, still tell the person at the terminal what happened."""
-    from factorygate.engine import ScanResult
     from factorygate.model import Status
 
-    assert isinstance(result, ScanResult)
     for f in result.findings:
         if f.status is Status.ERROR:
             line = f":{f.location.line}" if f.location.line else ""
@@ -136,14 +145,27 @@ def _cmd_rules(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     if args.requirements:
         rows = [
-            {"id": r.id, "title": r.title, "ia_control": r.ia_control, "cci": list(r.cci),
-             "automation": list(r.automation) or ["process"], "checks": [c.id for c in catalog.checks_for(r.id)]}
+            {
+                "id": r.id,
+                "title": r.title,
+                "ia_control": r.ia_control,
+                "cci": list(r.cci),
+                "automation": list(r.automation) or ["process"],
+                "checks": [c.id for c in catalog.checks_for(r.id)],
+            }
             for r in catalog.requirements.values()
         ]
     else:
         rows = [
-            {"id": c.id, "title": c.title, "requirements": list(c.requirements), "severity": c.severity.value,
-             "nist": list(c.nist), "cci": list(c.cci), "subject": c.subject.value}
+            {
+                "id": c.id,
+                "title": c.title,
+                "requirements": list(c.requirements),
+                "severity": c.severity.value,
+                "nist": list(c.nist),
+                "cci": list(c.cci),
+                "subject": c.subject.value,
+            }
             for c in catalog.checks.values()
         ]
     if args.format == "json":

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 import yaml
@@ -77,11 +78,7 @@ class Engine:
         self.policy = policy
         self.as_of = as_of or dt.date.today()
         self.params = policy.parameters
-        self.workload_checks = [
-            (catalog.checks[cid], fn)
-            for cid, fn in WORKLOAD_CHECKS.items()
-            if policy.enabled(cid)
-        ]
+        self.workload_checks = [(catalog.checks[cid], fn) for cid, fn in WORKLOAD_CHECKS.items() if policy.enabled(cid)]
         self.bundle_checks = [cid for cid in BUNDLE_CHECKS if policy.enabled(cid)]
         self.severity = {cid: policy.severity_of(cid, meta.severity) for cid, meta in catalog.checks.items()}
         self.policy_waivers = WaiverBook.from_rules(policy.waivers, "policy", self.as_of)
@@ -125,8 +122,6 @@ class Engine:
         )
 
     def _exempt(self, namespace: str | None) -> bool:
-        from fnmatch import fnmatchcase
-
         ns = namespace or ""
         return any(fnmatchcase(ns, g) for g in self.params.exempt_namespaces)
 
@@ -136,7 +131,7 @@ class Engine:
         for key, value in w.annotations.items():
             if not isinstance(key, str) or not key.startswith(INLINE_WAIVER_PREFIX):
                 continue
-            check_id = key[len(INLINE_WAIVER_PREFIX):]
+            check_id = key[len(INLINE_WAIVER_PREFIX) :]
             loc = Location(m.file, m.line_of("metadata.annotations"), "metadata.annotations", m.source)
             problem = None
             if not self.policy.inline_waivers:
@@ -144,17 +139,26 @@ class Engine:
             elif check_id not in self.catalog.checks:
                 problem = f"unknown check id {check_id!r}"
             else:
-                try:
-                    spec = yaml.load(str(value), Loader=yaml.CSafeLoader) if isinstance(value, str) else None
-                    if not isinstance(spec, dict):
-                        raise ValueError("value must be a mapping {justification, approver, expires}")
-                    rules.append(WaiverRule.model_validate({**spec, "check": check_id}))
-                except (yaml.YAMLError, ValueError, ValidationError) as e:
-                    detail = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e).splitlines()[0]
-                    problem = f"invalid inline waiver: {detail}"
+                problem = self._parse_inline_waiver(check_id, value, rules)
             if problem:
                 errors.append(self._input_error(loc, f"annotation {key}: {problem}", resource))
         return WaiverBook.from_rules(rules, "inline", self.as_of, scope=resource), errors
+
+    @staticmethod
+    def _parse_inline_waiver(check_id: str, value: object, rules: list[WaiverRule]) -> str | None:
+        """Append the waiver an annotation value describes; return the problem when it is invalid."""
+        try:
+            spec = yaml.load(value, Loader=yaml.CSafeLoader) if isinstance(value, str) and len(value) < 4096 else None
+        except yaml.YAMLError:
+            spec = None
+        if not isinstance(spec, dict):
+            return "invalid inline waiver: the value must be a mapping {justification, approver, expires}"
+        try:
+            rules.append(WaiverRule.model_validate({**spec, "check": check_id}))
+        except ValidationError as e:
+            err = e.errors()[0]
+            return f"invalid inline waiver: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+        return None
 
     @staticmethod
     def _input_error(location: Location, message: str, resource: Resource | None = None) -> Finding:
@@ -210,7 +214,9 @@ class Engine:
         meta = m.data.get("metadata")
         api_version = m.data.get("apiVersion")
         resource = Resource(
-            kind=w.kind, name=w.name, namespace=w.namespace,
+            kind=w.kind,
+            name=w.name,
+            namespace=w.namespace,
             api_version=api_version if isinstance(api_version, str) else None,
         )
         waivers, errors = self._inline_waivers(m, w, resource) if isinstance(meta, dict) else (WaiverBook.empty(), [])

@@ -19,7 +19,16 @@ from factorygate.model import Outcome
 from factorygate.policy.schema import Parameters
 
 _RESTRICTED_VOLUME_TYPES = frozenset(
-    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
 )
 _SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
 _APPARMOR_TYPES = frozenset({"RuntimeDefault", "Localhost"})
@@ -78,8 +87,11 @@ def k8s_no_container_runtime_socket(w: Workload, p: Parameters) -> Iterator[Outc
         if hit:
             flagged.add(c.name if c else None)
             what = "the socket" if hit == path else f"a directory holding {hit}"
-            yield _bad(c, w.pod_field(f"volumes[{i}].hostPath.path"),
-                       f"mounts {what} via hostPath volume {vname!r} ({path})")
+            yield _bad(
+                c,
+                w.pod_field(f"volumes[{i}].hostPath.path"),
+                f"mounts {what} via hostPath volume {vname!r} ({path})",
+            )
     for c in w.containers:
         if c.name not in flagged:
             yield _ok(c, c.path, "mounts no container runtime socket")
@@ -91,7 +103,9 @@ def k8s_seccomp_profile(w: Workload, p: Parameters) -> Iterator[Outcome]:
     for c in w.containers:
         own = as_map(c.security_context.get("seccompProfile")).get("type")
         kind = as_map(c.effective.get("seccompProfile")).get("type")
-        path = c.sc_path("seccompProfile.type") if own is not None else w.pod_field("securityContext.seccompProfile.type")
+        path = (
+            c.sc_path("seccompProfile.type") if own is not None else w.pod_field("securityContext.seccompProfile.type")
+        )
         if kind in ("RuntimeDefault", "Localhost"):
             yield _ok(c, path, f"seccomp profile {kind}")
         elif kind is None:
@@ -107,8 +121,11 @@ def k8s_no_sensitive_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
         hit = next((s for s in sensitive if _under(path, s)), None)
         if hit:
             flagged.add(c.name if c else None)
-            yield _bad(c, w.pod_field(f"volumes[{i}].hostPath.path"),
-                       f"mounts sensitive host path {path} (volume {vname!r}, under {hit})")
+            yield _bad(
+                c,
+                w.pod_field(f"volumes[{i}].hostPath.path"),
+                f"mounts sensitive host path {path} (volume {vname!r}, under {hit})",
+            )
     for c in w.containers:
         if c.name not in flagged:
             yield _ok(c, c.path, "mounts no sensitive host directory")
@@ -273,8 +290,11 @@ def k8s_no_host_ports(w: Workload, p: Parameters) -> Iterator[Outcome]:
     for c in w.containers:
         bound = [(i, port.get("hostPort")) for i, port in _ports(c) if port.get("hostPort") not in (None, 0)]
         if bound:
-            yield _bad(c, f"{c.path}.ports[{bound[0][0]}].hostPort",
-                       "binds host port(s) " + ", ".join(str(h) for _, h in bound))
+            yield _bad(
+                c,
+                f"{c.path}.ports[{bound[0][0]}].hostPort",
+                "binds host port(s) " + ", ".join(str(h) for _, h in bound),
+            )
         else:
             yield _ok(c, c.path, "binds no host port")
 
@@ -376,8 +396,8 @@ def _credential_reason(name: str, value: str) -> str | None:
 def k8s_no_env_credentials(w: Workload, p: Parameters) -> Iterator[Outcome]:
     for c in w.containers:
         hits = []
-        for i, env in enumerate(as_list(c.spec.get("env"))):
-            env = as_map(env)
+        for i, raw_env in enumerate(as_list(c.spec.get("env"))):
+            env = as_map(raw_env)
             value = env.get("value")
             if not isinstance(value, str) or not value:
                 continue
@@ -401,8 +421,11 @@ def k8s_volume_types(w: Workload, p: Parameters) -> Iterator[Outcome]:
             bad.append((i, str(as_map(v).get("name")), disallowed[0]))
     if bad:
         i = bad[0][0]
-        yield _bad(None, w.pod_field(f"volumes[{i}]"),
-                   "disallowed volume type(s): " + ", ".join(f"{n} ({k})" for _, n, k in bad))
+        yield _bad(
+            None,
+            w.pod_field(f"volumes[{i}]"),
+            "disallowed volume type(s): " + ", ".join(f"{n} ({k})" for _, n, k in bad),
+        )
     else:
         yield _ok(None, w.pod_path, "only restricted volume types")
 
@@ -411,8 +434,11 @@ def k8s_no_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
     volumes = _host_path_volumes(w)
     if volumes:
         first = min(i for i, _ in volumes.values())
-        yield _bad(None, w.pod_field(f"volumes[{first}].hostPath"),
-                   "hostPath volume(s): " + ", ".join(f"{n} ({path})" for n, (_, path) in volumes.items()))
+        yield _bad(
+            None,
+            w.pod_field(f"volumes[{first}].hostPath"),
+            "hostPath volume(s): " + ", ".join(f"{n} ({path})" for n, (_, path) in volumes.items()),
+        )
     else:
         yield _ok(None, w.pod_path, "no hostPath volume")
 
@@ -455,8 +481,11 @@ def k8s_safe_sysctls(w: Workload, p: Parameters) -> Iterator[Outcome]:
         if as_map(s).get("name") not in allowed
     ]
     if unsafe:
-        yield _bad(None, w.pod_field(f"securityContext.sysctls[{unsafe[0][0]}]"),
-                   "unsafe sysctl(s): " + ", ".join(n for _, n in unsafe))
+        yield _bad(
+            None,
+            w.pod_field(f"securityContext.sysctls[{unsafe[0][0]}]"),
+            "unsafe sysctl(s): " + ", ".join(n for _, n in unsafe),
+        )
     else:
         yield _ok(None, w.pod_path, "only safe sysctls")
 
@@ -485,7 +514,10 @@ def k8s_no_host_process(w: Workload, p: Parameters) -> Iterator[Outcome]:
         if own not in (None, False):
             yield _bad(c, c.sc_path("windowsOptions.hostProcess"), "is a Windows HostProcess container")
         elif own is None and pod_hp not in (None, False):
-            yield _bad(c, w.pod_field("securityContext.windowsOptions.hostProcess"),
-                       "inherits windowsOptions.hostProcess from the pod")
+            yield _bad(
+                c,
+                w.pod_field("securityContext.windowsOptions.hostProcess"),
+                "inherits windowsOptions.hostProcess from the pod",
+            )
         else:
             yield _ok(c, c.path, "not a HostProcess container")

@@ -36,9 +36,9 @@ def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> 
     for k, v in as_map(selector.get("matchLabels")).items():
         if k not in labels or str(labels[k]) != str(v):
             return False
-    for expr in as_list(selector.get("matchExpressions")):
-        expr = as_map(expr)
-        key, op = expr.get("key"), expr.get("operator")
+    for raw_expr in as_list(selector.get("matchExpressions")):
+        expr = as_map(raw_expr)
+        key, op = str(expr.get("key")), expr.get("operator")
         values = {str(x) for x in as_list(expr.get("values"))}
         present = key in labels
         if op == "In" and not (present and str(labels[key]) in values):

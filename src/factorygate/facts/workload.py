@@ -142,9 +142,7 @@ def workload_from(doc: Mapping[str, Any]) -> Workload | None:
     if pod_meta is not meta:
         annotations.update(as_map(pod_meta.get("annotations")))
     restart = pod_spec.get("restartPolicy")
-    long_running = kind not in _RUN_TO_COMPLETION_KINDS and not (
-        kind == "Pod" and restart in ("Never", "OnFailure")
-    )
+    long_running = kind not in _RUN_TO_COMPLETION_KINDS and not (kind == "Pod" and restart in ("Never", "OnFailure"))
     return Workload(
         kind=kind,
         name=str(name),

@@ -86,11 +86,7 @@ def _split_path(path: str) -> list[str | int]:
 
 def is_kubernetes_object(doc: object) -> bool:
     """A mapping with string apiVersion and kind: everything else is skipped quietly."""
-    return (
-        isinstance(doc, dict)
-        and isinstance(doc.get("apiVersion"), str)
-        and isinstance(doc.get("kind"), str)
-    )
+    return isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and isinstance(doc.get("kind"), str)
 
 
 def _helm_sources(data: bytes) -> tuple[list[int], list[str]] | None:
@@ -128,6 +124,7 @@ def manifests_from_bytes(
     helm = _helm_sources(data) if source is None else None
     want = None
     if kinds is not None:
+
         def want(node: yaml.Node) -> bool:
             kind = root_kind(node)
             return kind is not None and (kind in kinds or kind.endswith("List"))
@@ -182,8 +179,9 @@ def read_file(path: Path, max_bytes: int) -> bytes | LoadError:
         size = path.stat().st_size
         if size > max_bytes:
             return LoadError(
-                name, f"file is {size / (1024 * 1024):.1f} MiB, over the {max_bytes // (1024 * 1024)} MiB limit"
-                " (--max-file-size)"
+                name,
+                f"file is {size / (1024 * 1024):.1f} MiB, over the {max_bytes // (1024 * 1024)} MiB limit"
+                " (--max-file-size)",
             )
         with path.open("rb") as f:
             return _read_bounded(f, name, max_bytes)
@@ -279,12 +277,12 @@ def _walk(root: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skip
                 yield from rendered
                 continue
             yield rendered
-            for f in _plain_files(here):
-                yield from _from_file(f, opts)
+            for path in _plain_files(here):
+                yield from _from_file(path, opts)
             continue
-        for f in sorted(filenames):
-            if f.endswith(MANIFEST_SUFFIXES) and not f.startswith("."):
-                yield from _from_file(here / f, opts)
+        for name in sorted(filenames):
+            if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
+                yield from _from_file(here / name, opts)
 
 
 def iter_manifests(

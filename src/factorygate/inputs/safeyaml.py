@@ -28,7 +28,7 @@ _COMPACT_RUN = re.compile(rb"(?:[-?][ \t]+){%d}" % (MAX_DEPTH // 4))
 _ANCHOR = re.compile(rb"(?<![&\w])&[\w.-]")
 
 
-class YamlProblem(Exception):  # noqa: N818 - a value carried to the report, not an error class
+class YamlProblem(Exception):
     """A document that cannot be loaded; ``line`` is 1-based when known."""
 
     def __init__(self, message: str, line: int | None = None) -> None:
@@ -80,10 +80,7 @@ def expanded_size(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> int:
         if isinstance(node, yaml.ScalarNode):
             sizes[key] = 1
             continue
-        if isinstance(node, yaml.MappingNode):
-            children = [n for pair in node.value for n in pair]
-        else:
-            children = list(node.value)
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
         if children_done:
             sizes[key] = min(limit + 1, 1 + sum(sizes[id(c)] for c in children))
         else:

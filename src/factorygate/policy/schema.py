@@ -130,7 +130,7 @@ class WaiverRule(_Strict):
 class Policy(_Strict):
     """A factorygate policy file."""
 
-    apiVersion: Literal["factorygate.dev/v1"]  # noqa: N815 - Kubernetes-style field name
+    apiVersion: Literal["factorygate.dev/v1"]
     kind: Literal["Policy"]
     threshold: Severity = Severity.MEDIUM
     checks: dict[str, CheckSetting] = Field(default_factory=dict)

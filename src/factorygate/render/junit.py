@@ -30,7 +30,7 @@ def render_junit(result: ScanResult, out: TextIO) -> None:
         }
         for k, v in counts.items():
             totals[k] += v
-        suite = ET.SubElement(root, "testsuite", name=check_id, **{k: str(v) for k, v in counts.items()})
+        suite = ET.SubElement(root, "testsuite", {"name": check_id, **{k: str(v) for k, v in counts.items()}})
         for f in findings:
             case = ET.SubElement(
                 suite,

@@ -109,7 +109,9 @@ def _result(f: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
             {
                 "kind": "inSource" if f.waiver.source == "inline" else "external",
                 "status": "accepted",
-                "justification": f"{f.waiver.justification} (approved by {f.waiver.approver}, expires {f.waiver.expires})",
+                "justification": (
+                    f"{f.waiver.justification} (approved by {f.waiver.approver}, expires {f.waiver.expires})"
+                ),
             }
         ]
     return result
@@ -146,8 +148,7 @@ def sarif_dict(result: ScanResult) -> dict[str, Any]:
                         "executionSuccessful": not errors,
                         "exitCode": result.exit_code(),
                         "toolExecutionNotifications": [
-                            {"level": "error", "message": {"text": f"{e.location.file}: {e.message}"}}
-                            for e in errors
+                            {"level": "error", "message": {"text": f"{e.location.file}: {e.message}"}} for e in errors
                         ],
                     }
                 ],

@@ -19,8 +19,14 @@ _SEVERITY_STYLE = {
     Severity.LOW: "cyan",
     Severity.INFO: "dim",
 }
-_STATUS_STYLE = {"fail": "red", "error": "magenta", "waived": "yellow", "pass": "green",
-                 "not_applicable": "dim", "not_reviewed": "blue"}
+_STATUS_STYLE = {
+    "fail": "red",
+    "error": "magenta",
+    "waived": "yellow",
+    "pass": "green",
+    "not_applicable": "dim",
+    "not_reviewed": "blue",
+}
 
 
 def _group_key(f: Finding) -> tuple[str, str]:
@@ -30,8 +36,14 @@ def _group_key(f: Finding) -> tuple[str, str]:
 
 
 def render_text(result: ScanResult, out: TextIO, *, color: bool = False) -> None:
-    console = Console(file=out, force_terminal=color, no_color=not color, width=160 if not color else None,
-                      highlight=False, soft_wrap=False)
+    console = Console(
+        file=out,
+        force_terminal=color,
+        no_color=not color,
+        width=160 if not color else None,
+        highlight=False,
+        soft_wrap=False,
+    )
     shown = [f for f in result.findings if f.status is not Status.PASS]
     groups: dict[tuple[str, str], list[Finding]] = {}
     for f in shown:
