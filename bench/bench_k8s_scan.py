@@ -53,6 +53,19 @@ CHECKOV_ENV: dict[str, str] = {
 
 FACTORYGATE_OK_EXIT_CODES = frozenset({0, 1})  # 1 = policy failures, expected on this corpus
 
+# factorygate is usually an editable install (src/), whose modules have no .pyc files from pip;
+# with PYTHONDONTWRITEBYTECODE set (as on the dev machines) every run would recompile them.
+# Let factorygate children write bytecode, into .bench/pycache so nothing lands in src/.
+PYCACHE_PREFIX = REPO_ROOT / ".bench" / "pycache"
+
+
+def factorygate_env() -> dict[str, str | None]:
+    """Environment changes for factorygate children (``None`` removes a variable)."""
+    return {
+        "PYTHONDONTWRITEBYTECODE": None,
+        "PYTHONPYCACHEPREFIX": os.environ.get("PYTHONPYCACHEPREFIX", str(PYCACHE_PREFIX)),
+    }
+
 
 class BenchError(Exception):
     """A benchmark step could not run or gave an unusable result."""
@@ -146,25 +159,27 @@ def run_measured(
     label: str,
     argv: Sequence[str],
     *,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     cwd: Path | None = None,
     sample_tree_rss: bool = False,
 ) -> Measurement:
     """Run ``argv`` as a child process; return its wall time and peak RSS.
 
+    ``env`` adds to (``None``: removes from) this process's environment.
     ``ru_maxrss`` from ``os.wait4`` covers the child and any descendants it reaped
     (the largest single process, not the sum); ``sample_tree_rss`` adds a polled sum.
     stdout/stderr go to temporary files so a chatty child cannot block on a pipe.
     """
     full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         try:
-            proc = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=full_env, cwd=cwd
-            )
+            proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=full_env, cwd=cwd)
         except OSError as exc:
             raise BenchError(f"{label}: cannot start {shlex.join(argv)}: {exc}") from exc
         sampler = TreeRssSampler(proc.pid) if sample_tree_rss and sys.platform == "linux" else None
@@ -283,7 +298,7 @@ def warm_page_cache(root: Path) -> tuple[int, int]:
     return files, size
 
 
-def measure_startup(label: str, argv: list[str], env: Mapping[str, str] | None = None) -> Measurement:
+def measure_startup(label: str, argv: list[str], env: Mapping[str, str | None] | None = None) -> Measurement:
     runs = [run_measured(label, argv, env=env) for _ in range(3)]
     for m in runs:
         _check_exit(m)
@@ -294,7 +309,7 @@ def measure_startup(label: str, argv: list[str], env: Mapping[str, str] | None =
 
 def measure_floor(
     python: str, corpus: Path, repeat: int, sample_tree: bool
-) -> tuple[Measurement, dict[str, Any]]:
+) -> tuple[Measurement, dict[str, Any], list[Measurement]]:
     argv = [python, str(PARSE_FLOOR_SCRIPT), str(corpus)]
     runs: list[Measurement] = []
     for _ in range(repeat):
@@ -306,7 +321,19 @@ def measure_floor(
         counts: dict[str, Any] = json.loads(best.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError) as exc:
         raise BenchError(f"parse floor printed no JSON summary: {best.stdout[-500:]!r}") from exc
-    return best, counts
+    return best, counts, runs
+
+
+def factorygate_scan_argv(cmd: list[str], corpus: Path, report: Path) -> list[str]:
+    return [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report)]
+
+
+def warm_up_factorygate(cmd: list[str], corpus: Path) -> None:
+    """One untimed scan: compiles and caches factorygate's bytecode before anything is timed."""
+    with tempfile.TemporaryDirectory(prefix="fg-bench-") as tmp:
+        argv = factorygate_scan_argv(cmd, corpus, Path(tmp, "warmup.json"))
+        m = run_measured("factorygate scan (warm-up)", argv, env=factorygate_env())
+    _check_exit(m, FACTORYGATE_OK_EXIT_CODES)
 
 
 def measure_factorygate(
@@ -317,8 +344,8 @@ def measure_factorygate(
     with tempfile.TemporaryDirectory(prefix="fg-bench-") as tmp:
         for i in range(repeat):
             report = Path(tmp, f"report-{i}.json")
-            argv = [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report)]
-            m = run_measured("factorygate scan", argv, sample_tree_rss=sample_tree)
+            argv = factorygate_scan_argv(cmd, corpus, report)
+            m = run_measured("factorygate scan", argv, env=factorygate_env(), sample_tree_rss=sample_tree)
             _check_exit(m, FACTORYGATE_OK_EXIT_CODES)
             runs.append(m)
             findings = count_findings(report)
@@ -468,10 +495,7 @@ def print_report(res: Results) -> None:
         r = ratios["factorygate_peak_rss_mib"]
         vs = ""
         if checkov:
-            vs = (
-                f" vs Checkov {checkov.max_rss_mib:.1f} MiB "
-                f"({ratios['rss_factorygate_over_checkov']['value']:.2f}x)"
-            )
+            vs = f" vs Checkov {checkov.max_rss_mib:.1f} MiB ({ratios['rss_factorygate_over_checkov']['value']:.2f}x)"
         print(f"factorygate peak RSS: {r['value']:.1f} MiB{vs}   target {r['target']} {_mark(r['met'])}")
     for err in res.errors:
         print(f"\nERROR: {err}", file=sys.stderr)
@@ -484,9 +508,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Wall time and peak RSS of factorygate scan vs the YAML parse floor vs Checkov.",
     )
-    p.add_argument(
-        "--corpus", type=Path, default=DEFAULT_CORPUS, help=f"directory to scan (default: {DEFAULT_CORPUS})"
-    )
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"directory to scan (default: {DEFAULT_CORPUS})")
     p.add_argument(
         "--factorygate",
         metavar="CMD",
@@ -524,6 +546,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run factorygate and the parse floor N times and report the best (default: 1)",
     )
     p.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip the untimed factorygate warm-up scan that fills its bytecode cache",
+    )
+    p.add_argument(
         "--tree-rss",
         action="store_true",
         help="also poll the summed RSS of each command's whole process tree (Linux)",
@@ -554,17 +581,19 @@ def floor_step(args: argparse.Namespace, corpus: Path, res: Results) -> None:
             f"{args.floor_python} cannot import PyYAML with libyaml (yaml.CSafeLoader); "
             "install PyYAML there or pass --floor-python"
         )
-    m, counts = measure_floor(args.floor_python, corpus, args.repeat, args.tree_rss)
+    m, counts, runs = measure_floor(args.floor_python, corpus, args.repeat, args.tree_rss)
     res.rows["floor"] = m
+    res.extra["floor_runs_wall_s"] = [round(r.wall_s, 4) for r in runs]
     res.extra["floor_counts"] = counts
-    res.details["floor"] = (
-        f"{counts['documents']} docs in {counts['files']} files, {counts['errors']} parse errors"
-    )
+    res.details["floor"] = f"{counts['documents']} docs in {counts['files']} files, {counts['errors']} parse errors"
 
 
 def factorygate_step(args: argparse.Namespace, corpus: Path, res: Results) -> None:
     cmd = find_factorygate(args.factorygate)
-    v = measure_startup("factorygate --version", [*cmd, "--version"])
+    if not args.no_warmup:
+        print("[bench]   untimed warm-up scan (bytecode cache) ...", file=sys.stderr, flush=True)
+        warm_up_factorygate(cmd, corpus)
+    v = measure_startup("factorygate --version", [*cmd, "--version"], env=factorygate_env())
     res.rows["factorygate_version"] = v
     res.details["factorygate_version"] = f"best of 3: {_last_line(v.stdout)}"
     m, findings, runs = measure_factorygate(cmd, corpus, args.repeat, args.tree_rss)

@@ -178,10 +178,10 @@ def _cmd_rules(args: argparse.Namespace) -> int:
     table = Table(show_edge=False, pad_edge=False)
     columns = list(rows[0]) if rows else []
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col == "id")
     for row in rows:
         table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
-    Console(highlight=False).print(table)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
     return EXIT_OK
 
 

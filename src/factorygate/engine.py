@@ -132,7 +132,7 @@ class Engine:
             if not isinstance(key, str) or not key.startswith(INLINE_WAIVER_PREFIX):
                 continue
             check_id = key[len(INLINE_WAIVER_PREFIX) :]
-            loc = Location(m.file, m.line_of("metadata.annotations"), "metadata.annotations", m.source)
+            loc = Location(m.file, m.line_at(("metadata", "annotations", key)), f"metadata.annotations.{key}", m.source)
             problem = None
             if not self.policy.inline_waivers:
                 problem = "inline waivers are disabled by the policy (inline_waivers: false)"

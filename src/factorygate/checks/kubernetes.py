@@ -83,7 +83,7 @@ def k8s_no_container_runtime_socket(w: Workload, p: Parameters) -> Iterator[Outc
     sockets = [posixpath.normpath(s) for s in p.runtime_socket_paths]
     flagged: set[str | None] = set()
     for c, i, vname, path in _mounted_host_paths(w):
-        hit = next((s for s in sockets if s == path or _under(s, path)), None)
+        hit = next((s for s in sockets if s == path or path == "/" or _under(s, path)), None)
         if hit:
             flagged.add(c.name if c else None)
             what = "the socket" if hit == path else f"a directory holding {hit}"
@@ -324,6 +324,18 @@ def _image(c: ContainerFacts) -> str | None:
     return image if isinstance(image, str) and image.strip() else None
 
 
+def _registry_allowed(name: str, entry: str) -> bool:
+    """``name`` (registry/repository) lies under ``entry`` (host[/path] prefix, globs per segment).
+
+    Matching is segment by segment so that a glob never spans a "/": ``*.dso.mil`` accepts
+    registry1.dso.mil but not docker.io/evil/app.dso.mil.
+    """
+    host, _, rest = entry.strip().rstrip("/").partition("/")
+    want = [host.lower(), *(rest.split("/") if rest else [])]
+    have = name.split("/")
+    return len(have) >= len(want) and all(fnmatch.fnmatchcase(h, w) for h, w in zip(have, want, strict=False))
+
+
 def k8s_allowed_registry(w: Workload, p: Parameters) -> Iterator[Outcome]:
     allowed = p.allowed_registries
     for c in w.containers:
@@ -332,11 +344,7 @@ def k8s_allowed_registry(w: Workload, p: Parameters) -> Iterator[Outcome]:
             yield _bad(c, c.path, "no image set")
             continue
         ref = parse_image(image)
-        name = ref.name
-        ok = any(
-            fnmatch.fnmatchcase(ref.registry, a) or fnmatch.fnmatchcase(name, a) or name.startswith(a.rstrip("/") + "/")
-            for a in allowed
-        )
+        ok = any(_registry_allowed(ref.name, a) for a in allowed)
         if ok:
             yield _ok(c, f"{c.path}.image", f"image {image} comes from an allowed registry")
         else:
@@ -431,13 +439,18 @@ def k8s_volume_types(w: Workload, p: Parameters) -> Iterator[Outcome]:
 
 
 def k8s_no_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
-    volumes = _host_path_volumes(w)
+    paths = _host_path_volumes(w)
+    volumes = [
+        (i, str(as_map(v).get("name")))
+        for i, v in enumerate(as_list(w.pod_spec.get("volumes")))
+        if as_map(v).get("hostPath") is not None
+    ]
     if volumes:
-        first = min(i for i, _ in volumes.values())
         yield _bad(
             None,
-            w.pod_field(f"volumes[{first}].hostPath"),
-            "hostPath volume(s): " + ", ".join(f"{n} ({path})" for n, (_, path) in volumes.items()),
+            w.pod_field(f"volumes[{volumes[0][0]}].hostPath"),
+            "hostPath volume(s): "
+            + ", ".join(f"{n} ({paths[n][1] if n in paths else 'no path'})" for _, n in volumes),
         )
     else:
         yield _ok(None, w.pod_path, "no hostPath volume")
@@ -478,7 +491,7 @@ def k8s_safe_sysctls(w: Workload, p: Parameters) -> Iterator[Outcome]:
     unsafe = [
         (i, str(as_map(s).get("name")))
         for i, s in enumerate(as_list(w.pod_security_context.get("sysctls")))
-        if as_map(s).get("name") not in allowed
+        if not (isinstance(as_map(s).get("name"), str) and as_map(s).get("name") in allowed)
     ]
     if unsafe:
         yield _bad(
@@ -494,7 +507,7 @@ def k8s_apparmor(w: Workload, p: Parameters) -> Iterator[Outcome]:
     for c in w.containers:
         problems, path = [], c.path
         kind = as_map(c.effective.get("appArmorProfile")).get("type")
-        if kind is not None and kind not in _APPARMOR_TYPES:
+        if kind is not None and not (isinstance(kind, str) and kind in _APPARMOR_TYPES):
             own = c.security_context.get("appArmorProfile") is not None
             path = c.sc_path("appArmorProfile.type") if own else w.pod_field("securityContext.appArmorProfile.type")
             problems.append(f"appArmorProfile.type is {kind!r}")

@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,11 +40,15 @@ class Manifest:
 
     def line_of(self, path: str) -> int:
         """The 1-based line of the deepest existing node on a JSON path such as ``spec.containers[0].image``."""
+        return self.line_at(_split_path(path))
+
+    def line_at(self, parts: Sequence[str | int]) -> int:
+        """Like :meth:`line_of`, for a path given as keys and indexes (keys may contain dots)."""
         node = self.node
         if node is None:
             return self.line
         line = node.start_mark.line + 1
-        for part in _split_path(path):
+        for part in parts:
             nxt: yaml.Node | None = None
             if isinstance(node, yaml.MappingNode) and isinstance(part, str):
                 for k, v in node.value:

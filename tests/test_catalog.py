@@ -1,0 +1,105 @@
+"""The catalog is consistent data, and every check id maps to exactly one implementation."""
+
+from __future__ import annotations
+
+import re
+
+from factorygate.catalog import load_catalog
+from factorygate.checks import BUNDLE_CHECKS, WORKLOAD_CHECKS
+from factorygate.model import SubjectKind
+
+GUIDE_REQUIREMENTS = [f"CICDG-2.{i}" for i in range(1, 19)] + [f"CICDG-3.{i}" for i in range(1, 12)]
+
+# IA control and CCI of each requirement, as printed in the DISA guide v2r0.6.
+GUIDE_CONTROLS = {
+    "CICDG-2.1": ("CM-7 a", "CCI-000381"),
+    "CICDG-2.2": ("AC-6 (10)", "CCI-002235"),
+    "CICDG-2.3": ("AC-6 (10)", "CCI-002235"),
+    "CICDG-2.4": ("CM-7 a", "CCI-000381"),
+    "CICDG-2.5": ("CM-7 (1) (b)", "CCI-001762"),
+    "CICDG-2.6": ("SC-5", "CCI-002385"),
+    "CICDG-2.7": ("SC-8", "CCI-002418"),
+    "CICDG-2.8": ("SI-2 (6)", "CCI-002617"),
+    "CICDG-2.9": ("CM-6 b", "CCI-000366"),
+    "CICDG-2.10": ("CM-5 (3)", "CCI-001749"),
+    "CICDG-2.11": ("CM-5 (3)", "CCI-001749"),
+    "CICDG-2.12": ("CM-7 a", "CCI-000381"),
+    "CICDG-2.13": ("CM-7 (1) (b)", "CCI-001762"),
+    "CICDG-2.14": ("SC-8 (2)", "CCI-002422"),
+    "CICDG-2.15": ("SI-2 (6)", "CCI-002617"),
+    "CICDG-2.16": ("CM-6 b", "CCI-000366"),
+    "CICDG-2.17": ("IA-5 (2) (a)", "CCI-000185"),
+    "CICDG-2.18": ("IA-5 (7)", "CCI-002367"),
+    "CICDG-3.1": ("SC-4", "CCI-001090"),
+    "CICDG-3.2": ("SC-4", "CCI-001090"),
+    "CICDG-3.3": ("SC-4", "CCI-001090"),
+    "CICDG-3.4": ("SC-4", "CCI-001090"),
+    "CICDG-3.5": ("SC-5 (1)", "CCI-001094"),
+    "CICDG-3.6": ("SC-5 (2)", "CCI-001095"),
+    "CICDG-3.7": ("CM-5 (1)", "CCI-001813"),
+    "CICDG-3.8": ("SC-5", "CCI-002385"),
+    "CICDG-3.9": ("SC-5", "CCI-002385"),
+    "CICDG-3.10": ("SC-4", "CCI-001090"),
+    "CICDG-3.11": ("SC-39", "CCI-002530"),
+}
+
+
+def test_every_guide_requirement_is_in_the_catalog_with_its_control_and_cci() -> None:
+    reqs = load_catalog().requirements
+    for rid in GUIDE_REQUIREMENTS:
+        assert rid in reqs, rid
+        control, cci = GUIDE_CONTROLS[rid]
+        assert reqs[rid].ia_control == control, rid
+        assert reqs[rid].cci == (cci,), rid
+
+
+def test_guide_requirement_titles_come_from_the_seed(seed_guide: str) -> None:
+    reqs = load_catalog().requirements
+    for rid in GUIDE_REQUIREMENTS:
+        section = rid.removeprefix("CICDG-")
+        heading = re.search(rf"^#+ \**{re.escape(section)} (.+?)\**\s*$", seed_guide, re.MULTILINE)
+        assert heading, f"section {section} not found in the guide"
+        assert reqs[rid].title.lower().rstrip(".") == heading.group(1).strip("* .").lower()
+
+
+def test_pss_restricted_controls_are_all_present() -> None:
+    reqs = load_catalog().requirements
+    expected = {
+        "PSS-host-process", "PSS-host-namespaces", "PSS-privileged", "PSS-capabilities", "PSS-host-path-volumes",
+        "PSS-host-ports", "PSS-apparmor", "PSS-selinux", "PSS-proc-mount", "PSS-seccomp", "PSS-sysctls",
+        "PSS-volume-types", "PSS-privilege-escalation", "PSS-running-as-non-root", "PSS-running-as-non-root-user",
+    }  # fmt: skip
+    assert expected == {r for r in reqs if r.startswith("PSS-")}
+
+
+def test_process_only_requirements_are_flagged() -> None:
+    reqs = load_catalog().requirements
+    assert {r.id for r in reqs.values() if r.process_only} == {"CICDG-2.15", "CICDG-2.16", "CICDG-3.3"}
+
+
+def test_every_check_has_exactly_one_implementation_and_vice_versa() -> None:
+    catalog = load_catalog()
+    implemented = set(WORKLOAD_CHECKS) | set(BUNDLE_CHECKS)
+    assert implemented == set(catalog.checks)
+    assert not set(WORKLOAD_CHECKS) & set(BUNDLE_CHECKS)
+    for cid in WORKLOAD_CHECKS:
+        assert catalog.checks[cid].subject is SubjectKind.KUBERNETES_WORKLOAD
+    for cid in BUNDLE_CHECKS:
+        assert catalog.checks[cid].subject is SubjectKind.KUBERNETES_BUNDLE
+
+
+def test_checks_carry_the_controls_of_their_requirements() -> None:
+    catalog = load_catalog()
+    for check in catalog.checks.values():
+        for rid in check.requirements:
+            req = catalog.requirements[rid]
+            assert req.ia_control in check.nist
+            assert set(req.cci) <= set(check.cci)
+
+
+def test_every_manifest_automatable_guide_requirement_has_a_check() -> None:
+    catalog = load_catalog()
+    for rid in GUIDE_REQUIREMENTS:
+        req = catalog.requirements[rid]
+        if "manifest" in req.automation:
+            assert catalog.checks_for(rid), f"{rid} is automatable from manifests but no check implements it"
