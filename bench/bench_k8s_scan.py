@@ -51,7 +51,9 @@ CHECKOV_ENV: dict[str, str] = {
     "CKV_SKIP_PACKAGE_UPDATE_CHECK": "TRUE",
 }
 
-FACTORYGATE_OK_EXIT_CODES = frozenset({0, 1})  # 1 = policy failures, expected on this corpus
+# 0 clean, 1 policy failures (expected on this corpus); 2 (input errors) fails the step
+# unless --factorygate-ok-exit says otherwise.
+FACTORYGATE_OK_EXIT_CODES = frozenset({0, 1})
 
 # factorygate is usually an editable install (src/), whose modules have no .pyc files from pip;
 # with PYTHONDONTWRITEBYTECODE set (as on the dev machines) every run would recompile them.
@@ -230,7 +232,8 @@ def _tail(text: str, lines: int = 15) -> str:
 def _check_exit(m: Measurement, ok: frozenset[int] = frozenset({0})) -> None:
     if m.returncode not in ok:
         raise BenchError(
-            f"{m.label}: exit code {m.returncode} (expected {sorted(ok)}) from {shlex.join(m.argv)}\n"
+            f"{m.label}: exit code {m.returncode} (expected {sorted(ok)}) after {m.wall_s:.3f} s, "
+            f"peak RSS {m.max_rss_mib:.1f} MiB, from {shlex.join(m.argv)}\n"
             f"  stderr tail:\n{_tail(m.stderr)}"
         )
 
@@ -328,16 +331,16 @@ def factorygate_scan_argv(cmd: list[str], corpus: Path, report: Path) -> list[st
     return [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report)]
 
 
-def warm_up_factorygate(cmd: list[str], corpus: Path) -> None:
+def warm_up_factorygate(cmd: list[str], corpus: Path, ok_exit: frozenset[int]) -> None:
     """One untimed scan: compiles and caches factorygate's bytecode before anything is timed."""
     with tempfile.TemporaryDirectory(prefix="fg-bench-") as tmp:
         argv = factorygate_scan_argv(cmd, corpus, Path(tmp, "warmup.json"))
         m = run_measured("factorygate scan (warm-up)", argv, env=factorygate_env())
-    _check_exit(m, FACTORYGATE_OK_EXIT_CODES)
+    _check_exit(m, ok_exit)
 
 
 def measure_factorygate(
-    cmd: list[str], corpus: Path, repeat: int, sample_tree: bool
+    cmd: list[str], corpus: Path, repeat: int, sample_tree: bool, ok_exit: frozenset[int]
 ) -> tuple[Measurement, int, list[Measurement]]:
     runs: list[Measurement] = []
     findings = -1
@@ -346,7 +349,7 @@ def measure_factorygate(
             report = Path(tmp, f"report-{i}.json")
             argv = factorygate_scan_argv(cmd, corpus, report)
             m = run_measured("factorygate scan", argv, env=factorygate_env(), sample_tree_rss=sample_tree)
-            _check_exit(m, FACTORYGATE_OK_EXIT_CODES)
+            _check_exit(m, ok_exit)
             runs.append(m)
             findings = count_findings(report)
     return best_of(runs), findings, runs
@@ -504,6 +507,16 @@ def print_report(res: Results) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def _exit_codes(text: str) -> frozenset[int]:
+    try:
+        codes = frozenset(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from exc
+    if not codes:
+        raise argparse.ArgumentTypeError("no exit codes given")
+    return codes
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Wall time and peak RSS of factorygate scan vs the YAML parse floor vs Checkov.",
@@ -544,6 +557,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         help="run factorygate and the parse floor N times and report the best (default: 1)",
+    )
+    p.add_argument(
+        "--factorygate-ok-exit",
+        metavar="CODES",
+        type=_exit_codes,
+        default=FACTORYGATE_OK_EXIT_CODES,
+        help="comma-separated exit codes of factorygate scan that count as success (default: 0,1)",
     )
     p.add_argument(
         "--no-warmup",
@@ -592,11 +612,11 @@ def factorygate_step(args: argparse.Namespace, corpus: Path, res: Results) -> No
     cmd = find_factorygate(args.factorygate)
     if not args.no_warmup:
         print("[bench]   untimed warm-up scan (bytecode cache) ...", file=sys.stderr, flush=True)
-        warm_up_factorygate(cmd, corpus)
+        warm_up_factorygate(cmd, corpus, args.factorygate_ok_exit)
     v = measure_startup("factorygate --version", [*cmd, "--version"], env=factorygate_env())
     res.rows["factorygate_version"] = v
     res.details["factorygate_version"] = f"best of 3: {_last_line(v.stdout)}"
-    m, findings, runs = measure_factorygate(cmd, corpus, args.repeat, args.tree_rss)
+    m, findings, runs = measure_factorygate(cmd, corpus, args.repeat, args.tree_rss, args.factorygate_ok_exit)
     res.rows["factorygate"] = m
     res.extra["factorygate_runs_wall_s"] = [round(r.wall_s, 4) for r in runs]
     res.extra["factorygate_findings"] = findings

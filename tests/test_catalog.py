@@ -103,3 +103,16 @@ def test_every_manifest_automatable_guide_requirement_has_a_check() -> None:
         req = catalog.requirements[rid]
         if "manifest" in req.automation:
             assert catalog.checks_for(rid), f"{rid} is automatable from manifests but no check implements it"
+
+
+def test_check_reference_doc_is_generated_from_the_catalog() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/gen_docs.py"), "--check"], capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -83,7 +83,7 @@ def k8s_no_container_runtime_socket(w: Workload, p: Parameters) -> Iterator[Outc
     sockets = [posixpath.normpath(s) for s in p.runtime_socket_paths]
     flagged: set[str | None] = set()
     for c, i, vname, path in _mounted_host_paths(w):
-        hit = next((s for s in sockets if s == path or path == "/" or _under(s, path)), None)
+        hit = next((s for s in sockets if path in (s, "/") or _under(s, path)), None)
         if hit:
             flagged.add(c.name if c else None)
             what = "the socket" if hit == path else f"a directory holding {hit}"
@@ -449,8 +449,7 @@ def k8s_no_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
         yield _bad(
             None,
             w.pod_field(f"volumes[{volumes[0][0]}].hostPath"),
-            "hostPath volume(s): "
-            + ", ".join(f"{n} ({paths[n][1] if n in paths else 'no path'})" for _, n in volumes),
+            "hostPath volume(s): " + ", ".join(f"{n} ({paths[n][1] if n in paths else 'no path'})" for _, n in volumes),
         )
     else:
         yield _ok(None, w.pod_path, "no hostPath volume")
