@@ -47,9 +47,7 @@ def generate() -> str:
         automation = ", ".join(AUTOMATION[a] for a in r.automation) or "process review (reported as not reviewed)"
         checks = ", ".join(f"[`{c.id}`](#{c.id})" for c in cat.checks_for(r.id)) or "—"
         derived = " (derived)" if r.mapping == "derived" else ""
-        out.append(
-            f"| `{r.id}` | {r.title} | {r.ia_control}{derived} | {', '.join(r.cci)} | {automation} | {checks} |"
-        )
+        out.append(f"| `{r.id}` | {r.title} | {r.ia_control}{derived} | {', '.join(r.cci)} | {automation} | {checks} |")
     out += ["", "## Checks", ""]
     for c in cat.checks.values():
         out += [

@@ -112,7 +112,10 @@ def test_check_reference_doc_is_generated_from_the_catalog() -> None:
     from tests.conftest import ROOT
 
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/gen_docs.py"), "--check"], capture_output=True, text=True, timeout=60,
+        [sys.executable, str(ROOT / "scripts/gen_docs.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr

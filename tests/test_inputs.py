@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import run_cli
 
 from factorygate.engine import KUBERNETES_KINDS
 from factorygate.inputs import kubernetes as k8s
 from factorygate.inputs.kubernetes import LoadError, Manifest, ReadOptions, Skipped, iter_manifests
-from tests.conftest import run_cli
 
 DEPLOY = """\
 apiVersion: apps/v1

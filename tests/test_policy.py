@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from tests.conftest import scan_text
 
 from factorygate.catalog import load_catalog
 from factorygate.errors import PolicyError
 from factorygate.model import Severity, Status
 from factorygate.policy import Policy, default_policy_text, parse_policy
-from tests.conftest import scan_text
 
 CHECKS = set(load_catalog().checks)
 
@@ -40,8 +40,14 @@ def test_default_policy_file_equals_the_built_in_defaults() -> None:
     ("body", "expected"),
     [
         ("threshold: severe\n", "policy.yaml:3: threshold: Input should be"),
-        ("checks:\n  k8s-no-such-check: {enabled: false}\n", "policy.yaml:4: checks.k8s-no-such-check: unknown check id"),
-        ("checks:\n  k8s-liveness-probe: {enabeld: false}\n", "policy.yaml:4: checks.k8s-liveness-probe.enabeld: Extra"),
+        (
+            "checks:\n  k8s-no-such-check: {enabled: false}\n",
+            "policy.yaml:4: checks.k8s-no-such-check: unknown check id",
+        ),
+        (
+            "checks:\n  k8s-liveness-probe: {enabeld: false}\n",
+            "policy.yaml:4: checks.k8s-liveness-probe.enabeld: Extra",
+        ),
         ("parameters:\n  allowed_registries: [https://x.io]\n", "policy.yaml:4: parameters.allowed_registries"),
         ("parameters:\n  sensitive_host_paths: [etc]\n", "host paths must be absolute"),
         (

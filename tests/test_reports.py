@@ -10,10 +10,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from tests.conftest import ROOT, scan_text
 
 from factorygate.engine import ScanResult
 from factorygate.render import Format, render
-from tests.conftest import ROOT, scan_text
 
 MANIFESTS = """\
 apiVersion: apps/v1
@@ -126,17 +126,26 @@ def test_text_report_groups_by_resource_and_ends_with_a_summary(result: ScanResu
     assert "Deployment shop/api" in text
     assert "k8s-not-privileged" in text
     assert "inline waiver: J. Smith" in text
-    last = text.strip().splitlines()
-    summary = " ".join(last[-2:])
+    summary = text.strip().splitlines()[-1]
     assert summary.startswith("FAIL")
+    assert summary.endswith("exit 1")
     assert "waived" in summary
     assert "not reviewed" in summary
 
 
-def test_text_report_escapes_markup_from_manifests() -> None:
-    hostile = MANIFESTS.replace("name: api\n  namespace", "name: '[bold red]x[/]'\n  namespace")
+def test_text_report_keeps_manifest_text_inert() -> None:
+    hostile = MANIFESTS.replace("name: api\n  namespace", 'name: "[bold red]x[/]\\e[2J\\nfake"\n  namespace')
     text = rendered(scan_text(hostile), Format.TEXT)
     assert "[bold red]x[/]" in text
+    assert "\x1b" not in text  # no terminal control sequences from manifests
+    assert "\nfake" not in text
+
+
+def test_text_report_colours_only_when_asked(result: ScanResult) -> None:
+    out = io.StringIO()
+    render(result, Format.TEXT, out, color=True)
+    assert "\x1b[31m" in out.getvalue()
+    assert "\x1b[" not in rendered(result, Format.TEXT)
 
 
 def test_renderers_handle_errors_and_empty_results(tmp_path: Path) -> None:
