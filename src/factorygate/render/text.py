@@ -69,6 +69,11 @@ def _message(f: Finding) -> str:
     return msg
 
 
+def _row(f: Finding) -> tuple[str, ...]:
+    container = _clean(f.container or "-")
+    return (f.severity.value, f.status.value, f.check, container, str(f.location.line or ""), _message(f))
+
+
 def render_text(result: ScanResult, out: TextIO, *, color: bool = False) -> None:
     paint = _Painter(color)
     lines: list[str] = []
@@ -81,11 +86,8 @@ def render_text(result: ScanResult, out: TextIO, *, color: bool = False) -> None
     for (file, who), findings in groups.items():
         title = f"{_clean(who)}  ({_clean(file)})" if who else _clean(file)
         lines.append(paint(title, "bold"))
-        rows = [
-            (f.severity.value, f.status.value, f.check, _clean(f.container or "-"), str(f.location.line or ""))
-            + (_message(f),)
-            for f in sorted(findings, key=lambda x: (-x.severity.rank, x.check))
-        ]
+        ordered = sorted(findings, key=lambda x: (-x.severity.rank, x.check))
+        rows = [_row(f) for f in ordered]
         lines.extend("  " + ln for ln in _table(header, rows, (0, 1), paint))
         lines.append("")
     statuses = requirement_statuses(result)
