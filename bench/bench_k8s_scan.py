@@ -327,27 +327,29 @@ def measure_floor(
     return best, counts, runs
 
 
-def factorygate_scan_argv(cmd: list[str], corpus: Path, report: Path) -> list[str]:
-    return [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report)]
+def factorygate_scan_argv(cmd: list[str], corpus: Path, report: Path, kustomize: str) -> list[str]:
+    # --kustomize never reads the same files Checkov's kubernetes framework and the parse floor read;
+    # --kustomize auto also runs `kubectl kustomize` on every kustomization directory (a different input).
+    return [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report), "--kustomize", kustomize]
 
 
-def warm_up_factorygate(cmd: list[str], corpus: Path, ok_exit: frozenset[int]) -> None:
+def warm_up_factorygate(cmd: list[str], corpus: Path, ok_exit: frozenset[int], kustomize: str) -> None:
     """One untimed scan: compiles and caches factorygate's bytecode before anything is timed."""
     with tempfile.TemporaryDirectory(prefix="fg-bench-") as tmp:
-        argv = factorygate_scan_argv(cmd, corpus, Path(tmp, "warmup.json"))
+        argv = factorygate_scan_argv(cmd, corpus, Path(tmp, "warmup.json"), kustomize)
         m = run_measured("factorygate scan (warm-up)", argv, env=factorygate_env())
     _check_exit(m, ok_exit)
 
 
 def measure_factorygate(
-    cmd: list[str], corpus: Path, repeat: int, sample_tree: bool, ok_exit: frozenset[int]
+    cmd: list[str], corpus: Path, repeat: int, sample_tree: bool, ok_exit: frozenset[int], kustomize: str
 ) -> tuple[Measurement, int, list[Measurement]]:
     runs: list[Measurement] = []
     findings = -1
     with tempfile.TemporaryDirectory(prefix="fg-bench-") as tmp:
         for i in range(repeat):
             report = Path(tmp, f"report-{i}.json")
-            argv = factorygate_scan_argv(cmd, corpus, report)
+            argv = factorygate_scan_argv(cmd, corpus, report, kustomize)
             m = run_measured("factorygate scan", argv, env=factorygate_env(), sample_tree_rss=sample_tree)
             _check_exit(m, ok_exit)
             runs.append(m)
@@ -545,6 +547,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="checkov",
         help="pip requirement used to create the Checkov venv (default: checkov)",
     )
+    p.add_argument(
+        "--kustomize",
+        choices=("never", "auto"),
+        default="never",
+        help="factorygate's --kustomize mode (default never: the same files Checkov and the floor read)",
+    )
     p.add_argument("--skip-checkov", action="store_true", help="do not run Checkov")
     p.add_argument("--skip-factorygate", action="store_true", help="do not run factorygate")
     p.add_argument(
@@ -612,11 +620,13 @@ def factorygate_step(args: argparse.Namespace, corpus: Path, res: Results) -> No
     cmd = find_factorygate(args.factorygate)
     if not args.no_warmup:
         print("[bench]   untimed warm-up scan (bytecode cache) ...", file=sys.stderr, flush=True)
-        warm_up_factorygate(cmd, corpus, args.factorygate_ok_exit)
+        warm_up_factorygate(cmd, corpus, args.factorygate_ok_exit, args.kustomize)
     v = measure_startup("factorygate --version", [*cmd, "--version"], env=factorygate_env())
     res.rows["factorygate_version"] = v
     res.details["factorygate_version"] = f"best of 3: {_last_line(v.stdout)}"
-    m, findings, runs = measure_factorygate(cmd, corpus, args.repeat, args.tree_rss, args.factorygate_ok_exit)
+    m, findings, runs = measure_factorygate(
+        cmd, corpus, args.repeat, args.tree_rss, args.factorygate_ok_exit, args.kustomize
+    )
     res.rows["factorygate"] = m
     res.extra["factorygate_runs_wall_s"] = [round(r.wall_s, 4) for r in runs]
     res.extra["factorygate_findings"] = findings

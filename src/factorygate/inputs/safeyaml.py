@@ -4,7 +4,15 @@
   (about 100,000 levels here), so depth is bounded before the parser sees the bytes.
 - Alias bombs ("billion laughs", merge-key amplification): composing is linear, but constructing
   or walking an aliased graph is not. When a document has anchors, the size of its expanded
-  graph is computed on the composed nodes (memoised, so linear) and refused above a limit.
+  graph is computed on the composed nodes (memoised, so linear) and refused above a limit; a
+  recursive alias (a node containing itself) expands without end and is refused too.
+- Node count: a composed node costs about 300 bytes of memory, and dense YAML has a node every
+  byte or two. When the bytes allow more than MAX_DOCUMENT_NODES nodes in a document, libyaml's
+  event stream (no nodes built) counts them first, and a document over the limit is refused.
+- Constructors with superlinear cost are bounded: integers (sexagesimal ones are quadratic to
+  build, and Python refuses to print more than 4300 digits) and merge keys (quadratic per mapping).
+- UTF-16 input (which libyaml accepts after a BOM) is transcoded to UTF-8 first, so the byte-level
+  guards see what the parser will.
 - Everything that can go wrong while parsing is turned into :class:`YamlProblem` naming the line.
 """
 
@@ -20,12 +28,21 @@ import yaml
 
 MAX_DEPTH = 1000
 MAX_EXPANDED_NODES = 2_000_000
+MAX_DOCUMENT_NODES = 1_000_000
+MAX_INT_DIGITS = 4000
+MAX_MERGE_KEYS = 1000
 
 _FLOW = bytes(range(256)).translate(None, b"[]{}")  # every byte but the flow brackets
 _BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _DEEP_INDENT = b" " * (MAX_DEPTH // 2)
-_COMPACT_RUN = re.compile(rb"(?:[-?][ \t]+){%d}" % (MAX_DEPTH // 4))
+# A run of block indicators on one line ("- - - x", "- ? - ? x", "? x\n: - : - x") nests without
+# indentation. Matching runs of 16 or more (never a prefix of a shorter run) keeps the search linear.
+_COMPACT_RUN = re.compile(rb"(?:[-?:][ \t]+){16,}")
 _ANCHOR = re.compile(rb"(?<![&\w])&[\w.-]")
+# Every node but a document's root starts at or after one of these bytes; a few nodes per byte at most.
+_NODE_BYTES = b",[{:-?\n\r"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class YamlProblem(Exception):
@@ -58,11 +75,16 @@ def _check_depth(data: bytes) -> None:
         if deepest > MAX_DEPTH:
             raise YamlProblem(f"flow collections nested deeper than {MAX_DEPTH} levels")
     at = data.find(b"\n" + _DEEP_INDENT)
+    if at < 0:
+        at = data.find(b"\r" + _DEEP_INDENT)
     if at < 0 and data.startswith(_DEEP_INDENT):
         at = 0
-    if at < 0 and (b"- - " in data or b"? ? " in data):
-        m = _COMPACT_RUN.search(data)
-        at = m.start() if m else -1
+    if at < 0:
+        for m in _COMPACT_RUN.finditer(data):
+            run = m.group()
+            if run.count(b"-") + run.count(b"?") + run.count(b":") >= MAX_DEPTH // 4:
+                at = m.start()
+                break
     if at >= 0:
         line = data.count(b"\n", 0, at) + 1
         raise YamlProblem(f"block collections nested deeper than the {MAX_DEPTH}-level limit", line)
@@ -71,25 +93,30 @@ def _check_depth(data: bytes) -> None:
 def expanded_size(root: yaml.Node, limit: int = MAX_EXPANDED_NODES) -> int:
     """The number of nodes the graph has once aliases are expanded (stops counting past ``limit``)."""
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # entered, children not done: the path from the root
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
         key = id(node)
         if key in sizes:
             continue
+        if not children_done and key in open_nodes:
+            return limit + 1  # a node inside itself (`&a [*a]`): its expansion never ends
         if isinstance(node, yaml.ScalarNode):
             sizes[key] = 1
             continue
         children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
         if children_done:
             sizes[key] = min(limit + 1, 1 + sum(sizes[id(c)] for c in children))
+            open_nodes.discard(key)
         else:
+            open_nodes.add(key)
             stack.append((node, True))
             stack.extend((c, False) for c in children if id(c) not in sizes)
     return sizes[id(root)]
 
 
-def _problem_from(e: BaseException) -> YamlProblem:
+def _problem_from(e: BaseException, raw: bytes = b"") -> YamlProblem:
     if isinstance(e, YamlProblem):
         return e
     if isinstance(e, yaml.MarkedYAMLError):
@@ -97,12 +124,69 @@ def _problem_from(e: BaseException) -> YamlProblem:
         problem = e.problem or e.context or "syntax error"
         return YamlProblem(f"not valid YAML: {problem}", mark.line + 1 if mark is not None else None)
     if isinstance(e, yaml.reader.ReaderError):
-        return YamlProblem(f"not a text file: {e.reason} (byte 0x{e.character!r})"[:200])
+        # libyaml reports the byte (or code point) as an int and its byte offset in the input
+        char = f"0x{e.character:02x}" if isinstance(e.character, int) else repr(e.character)
+        line = raw.count(b"\n", 0, e.position) + 1 if isinstance(e.position, int) and raw else None
+        return YamlProblem(f"not a text file: {e.reason} ({char})"[:200], line)
     if isinstance(e, RecursionError):
         return YamlProblem("document nested too deeply to load")
     if isinstance(e, MemoryError):
         return YamlProblem("document too large to load in memory")
     return YamlProblem(f"cannot load: {type(e).__name__}: {e}"[:300])
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    if isinstance(node.value, str) and len(node.value) > MAX_INT_DIGITS:
+        raise YamlProblem(
+            f"integer of {len(node.value):,} characters (the limit is {MAX_INT_DIGITS:,} digits)",
+            node.start_mark.line + 1,
+        )
+    value = loader.construct_yaml_int(node)
+    if abs(value) >= _INT_BOUND:  # 0x... with 4,000 hex digits: too long to print in decimal
+        raise YamlProblem(f"integer of more than {MAX_INT_DIGITS:,} digits", node.start_mark.line + 1)
+    return value
+
+
+_INT_BOUND = 10**MAX_INT_DIGITS
+
+
+class _Loader(yaml.CSafeLoader):
+    """CSafeLoader with the constructors whose cost is superlinear bounded."""
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # PyYAML deletes merge keys from the middle of the list one at a time: quadratic in their number
+        if sum(1 for k, _ in node.value if k.tag == _MERGE_TAG) > MAX_MERGE_KEYS:
+            line = node.start_mark.line + 1
+            raise YamlProblem(f"a mapping with more than {MAX_MERGE_KEYS:,} merge keys (<<)", line)
+        super().flatten_mapping(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _over_node_limit(raw: bytes) -> tuple[int, int] | None:
+    """(index, line) of the first document with more than MAX_DOCUMENT_NODES nodes, counted on
+    libyaml's events (nothing is built); None when there is none or the bytes cannot hold one."""
+    if 3 * (len(raw) - len(raw.translate(None, _NODE_BYTES))) + 1 <= MAX_DOCUMENT_NODES:
+        return None
+    parser = yaml.CSafeLoader(raw)
+    counted = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+    index, line, nodes = -1, 1, 0
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, counted):
+                nodes += 1
+                if nodes > MAX_DOCUMENT_NODES:
+                    return index, line
+            elif isinstance(event, yaml.DocumentStartEvent):
+                index, nodes = index + 1, 0
+                line = event.start_mark.line + 1 if event.start_mark is not None else line
+    except yaml.YAMLError:
+        return None  # the composer stops at the same error and reports it
+    finally:
+        parser.dispose()
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,15 +207,30 @@ def load_documents(
     """
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     try:
+        if raw.startswith(_UTF16_BOMS):
+            try:
+                raw = raw.decode("utf-16").encode("utf-8")
+            except UnicodeError:
+                raise YamlProblem("not a text file: invalid UTF-16") from None
         _check_depth(raw)
+        too_big = _over_node_limit(raw)
     except YamlProblem as e:
         yield e
         return
+    except MemoryError as e:
+        yield _problem_from(e)
+        return
     check_aliases = b"&" in raw and _ANCHOR.search(raw) is not None
-    loader = yaml.CSafeLoader(raw)
+    loader = _Loader(raw)
+    index = -1
     try:
         while True:
+            line: int | None = None
             try:
+                index += 1
+                if too_big is not None and index == too_big[0]:
+                    yield YamlProblem(f"document has more than {MAX_DOCUMENT_NODES:,} nodes", too_big[1])
+                    return
                 if not loader.check_node():
                     return
                 node = loader.get_node()
@@ -143,12 +242,15 @@ def load_documents(
                     continue
                 if check_aliases and expanded_size(node) > MAX_EXPANDED_NODES:
                     yield YamlProblem(
-                        f"aliases expand to more than {MAX_EXPANDED_NODES:,} nodes (YAML alias bomb)", line
+                        f"aliases expand to more than {MAX_EXPANDED_NODES:,} nodes "
+                        "(YAML alias bomb, or an alias inside its own anchor)",
+                        line,
                     )
                     return
                 value = loader.construct_document(node)
-            except (yaml.YAMLError, ValueError, TypeError, RecursionError, MemoryError, OverflowError) as e:
-                yield _problem_from(e)
+            except Exception as e:  # noqa: BLE001 - constructors raise KeyError, IndexError...: never escape
+                problem = _problem_from(e, raw)
+                yield problem if problem.line is not None else YamlProblem(problem.message, line)
                 return
             yield LoadedDocument(value, node, line)
     finally:
