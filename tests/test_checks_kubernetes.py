@@ -1933,3 +1933,20 @@ def test_malformed_containers_string_reports_pod_level_checks_only() -> None:
     findings = scan(MALFORMED["containers-string"])
     assert {f.container for f in findings} == {None}
     assert {f.check for f in findings} == POD_LEVEL_CHECKS
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "flagged"),
+    [
+        ("TOKEN_TTL", "3600", False),
+        ("SECRET_NAME", "my-app-secret", False),
+        ("PASSWORD_FILE", "/run/secrets/db", False),
+        ("API_KEY_HEADER", "X-Api-Key", False),
+        ("DB_PASSWORD", "12345678", True),
+        ("CLIENT_SECRET", "x9f8s7d6", True),
+    ],
+)
+def test_env_credential_names_that_describe_a_secret_are_not_credentials(name: str, value: str, flagged: bool) -> None:
+    from factorygate.checks.kubernetes import _credential_reason
+
+    assert (_credential_reason(name, value) is not None) is flagged

@@ -389,6 +389,11 @@ _NOT_A_SECRET = re.compile(
     r"^(\$\(.*\)|\$\{.*\}|<.*>|true|false|yes|no|none|null|changeme|/.*|[a-z0-9._-]+\.(txt|json|pem|key|crt))$",
     re.IGNORECASE,
 )
+# Names that describe a credential rather than hold one: where it is, how long it lives, whether it is used.
+_DESCRIBES_A_SECRET = re.compile(
+    r"(?i)[_-](name|names|file|path|dir|ref|mount|key_id|id|ttl|timeout|expiry|expiration|expires|lifetime|"
+    r"length|size|enabled|enable|disabled|required|type|mode|header|endpoint|url|uri|version|namespace)$"
+)
 
 
 def _credential_reason(name: str, value: str) -> str | None:
@@ -396,7 +401,12 @@ def _credential_reason(name: str, value: str) -> str | None:
         if pattern.search(value):
             return f"value looks like {what}"
     v = value.strip()
-    if _SECRET_NAME.search(name) and len(v) >= 4 and not _NOT_A_SECRET.match(v):
+    if (
+        _SECRET_NAME.search(name)
+        and not _DESCRIBES_A_SECRET.search(name)
+        and len(v) >= 4
+        and not _NOT_A_SECRET.match(v)
+    ):
         return "variable name suggests a credential and the value is a literal"
     return None
 

@@ -10,6 +10,7 @@ import bisect
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 KUSTOMIZE_TIMEOUT_S = 120
 _HELM_SOURCE = re.compile(rb"^# Source: (.+?)\s*$", re.MULTILINE)
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,10 @@ def root_kind(node: yaml.Node) -> str | None:
     return kind if kind and api else None
 
 
+def _has_merge_key(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.MappingNode) and any(k.tag == _MERGE_TAG for k, _ in node.value)
+
+
 def manifests_from_bytes(
     data: bytes, name: str, source: str | None = None, kinds: Container[str] | None = None
 ) -> Iterator[Manifest | LoadError | Skipped]:
@@ -131,7 +137,10 @@ def manifests_from_bytes(
 
         def want(node: yaml.Node) -> bool:
             kind = root_kind(node)
-            return kind is not None and (kind in kinds or kind.endswith("List"))
+            if kind is None:
+                # `<<: *base` may supply kind or apiVersion: construct it and look
+                return _has_merge_key(node)
+            return kind in kinds or kind.endswith("List")
 
     for item in load_documents(data, want):
         if isinstance(item, YamlProblem):
@@ -259,19 +268,44 @@ def _has_kustomization(names: Iterable[str]) -> bool:
     return any(n in KUSTOMIZATION_FILES for n in names)
 
 
-def _plain_files(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+def _plain_files(root: Path) -> Iterator[Path | LoadError]:
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=errors.append):
+        yield from _walk_errors(errors)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
             if f.endswith(MANIFEST_SUFFIXES) and not f.startswith("."):
                 yield Path(dirpath) / f
+    yield from _walk_errors(errors)
+
+
+def _walk_errors(errors: list[OSError]) -> Iterator[LoadError]:
+    """Directories os.walk could not list (it would skip them silently)."""
+    for e in errors:
+        yield LoadError(str(e.filename), f"cannot read directory: {e.strerror or e}")
+    errors.clear()
+
+
+def _from_walked_file(path: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:
+    """A file met in a directory walk: FIFOs, sockets and devices (or links to them, such as
+    ``x.yaml -> /dev/stdin``) would block or never end, so only regular files are read."""
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        regular = True  # read_file reports why it cannot be read
+    if not regular:
+        yield LoadError(str(path), "not a regular file (a FIFO, socket or device); not read")
+        return
+    yield from _from_file(path, opts)
 
 
 def _walk(root: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:
     """Files under ``root`` in a stable order; a directory holding a kustomization is rendered instead
     (what lies beneath it is part of the kustomization). When rendering fails, the error is reported
     and the directory's files are read as plain manifests, so nothing goes unchecked."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    errors: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=errors.append):
+        yield from _walk_errors(errors)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         here = Path(dirpath)
         if opts.kustomize and _has_kustomization(filenames):
@@ -282,11 +316,15 @@ def _walk(root: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skip
                 continue
             yield rendered
             for path in _plain_files(here):
-                yield from _from_file(path, opts)
+                if isinstance(path, LoadError):
+                    yield path
+                else:
+                    yield from _from_walked_file(path, opts)
             continue
         for name in sorted(filenames):
             if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
-                yield from _from_file(here / name, opts)
+                yield from _from_walked_file(here / name, opts)
+    yield from _walk_errors(errors)
 
 
 def iter_manifests(
