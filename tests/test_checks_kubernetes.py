@@ -115,17 +115,16 @@ def _fixture_id(item: tuple[str, Path]) -> str:
     return f"{item[0]}/{item[1].parent.name}/{item[1].name}"
 
 
-def _expected_failures(text: str) -> list[tuple[int, str | None, bool]]:
-    """(line, container or None, line holds a key whose value is a block) for each marker."""
+def _expected_failures(text: str) -> list[tuple[int, str | None]]:
+    """(line, container or None) for each marker."""
     out = []
     for n, line in enumerate(text.splitlines(), start=1):
         m = _MARKER.search(line)
         if not m:
             continue
-        block_key = line[: m.start()].rstrip().endswith(":")
         for raw in m.group(1).split(","):
             name = raw.strip()
-            out.append((n, None if name == "pod" else name, block_key))
+            out.append((n, None if name == "pod" else name))
     return out
 
 
@@ -156,12 +155,10 @@ def test_fixture_fails_where_marked(item: tuple[str, Path]) -> None:
     assert all(f.location.file == str(path) for f in failed)
     if check in POD_LEVEL_CHECKS:
         assert all(f.container is None for f in failed)
-    # A finding on a key whose value is a block (``resources:``, ``spec:``) may point at the key
-    # or at the first line of the block: the loader reports where the value node starts.
+    # A finding points at the line of the key of the offending field (``resources:``, ``spec:``).
     unmatched = [(f.location.line, f.container, f.message) for f in failed]
-    for line, container, block_key in expected:
-        ok_lines = {line, line + 1} if block_key else {line}
-        hit = next((u for u in unmatched if u[0] in ok_lines and u[1] == container), None)
+    for line, container in expected:
+        hit = next((u for u in unmatched if u[0] == line and u[1] == container), None)
         assert hit is not None, f"no {check} failure for {container or 'the pod'} at line {line}: {unmatched}"
         unmatched.remove(hit)
     assert unmatched == [], "failures the file does not mark"

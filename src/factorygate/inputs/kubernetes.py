@@ -52,17 +52,18 @@ class Manifest:
         line = node.start_mark.line + 1
         for part in parts:
             nxt: yaml.Node | None = None
+            at: yaml.Node | None = None  # the node whose line names this step: a key, or a list item
             if isinstance(node, yaml.MappingNode) and isinstance(part, str):
                 for k, v in node.value:
                     if getattr(k, "value", None) == part:
-                        nxt = v
+                        nxt, at = v, k
                         break
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                nxt = node.value[part]
-            if nxt is None:
+                nxt = at = node.value[part]
+            if nxt is None or at is None:
                 break
             node = nxt
-            line = node.start_mark.line + 1
+            line = at.start_mark.line + 1
         return line
 
 
