@@ -30,13 +30,19 @@ KUBERNETES_KINDS = WORKLOAD_KINDS | {"NetworkPolicy"}
 class ScanStats:
     """Counts a report prints next to the findings."""
 
-    documents: int = 0
     resources: int = 0
     workloads: int = 0
     exempt_workloads: int = 0
     input_errors: int = 0
     seconds: float = 0.0
     subjects: set[str] = field(default_factory=set)  # subject kinds evaluated: manifest, ...
+
+    def add(self, other: ScanStats) -> None:
+        self.resources += other.resources
+        self.workloads += other.workloads
+        self.exempt_workloads += other.exempt_workloads
+        self.input_errors += other.input_errors
+        self.subjects |= other.subjects
 
 
 @dataclass
@@ -68,6 +74,16 @@ class _WorkloadContext:
     pod_path: str
     location: Location
     waivers: WaiverBook
+
+
+@dataclass
+class PartialScan:
+    """The per-object results of part of the inputs, merged by :meth:`Engine.finish`."""
+
+    findings: list[Finding] = field(default_factory=list)
+    contexts: list[_WorkloadContext] = field(default_factory=list)
+    policies: list[NetworkPolicyFacts] = field(default_factory=list)
+    stats: ScanStats = field(default_factory=ScanStats)
 
 
 class Engine:
@@ -174,15 +190,18 @@ class Engine:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, items: Iterable[Manifest | LoadError | Skipped], inputs: list[str]) -> ScanResult:
+        """Evaluate every item, then the checks over the whole set."""
         started = time.perf_counter()
-        stats = ScanStats()
-        findings: list[Finding] = []
-        contexts: list[_WorkloadContext] = []
-        policies: list[NetworkPolicyFacts] = []
+        return self.finish([self.evaluate(items)], inputs, started)
+
+    def evaluate(self, items: Iterable[Manifest | LoadError | Skipped]) -> PartialScan:
+        """Per-object work: what can be done for each item alone (safe to run in a worker process)."""
+        part = PartialScan()
+        stats = part.stats
         for item in items:
             if isinstance(item, LoadError):
                 stats.input_errors += 1
-                findings.append(self._input_error(Location(item.file, item.line), item.message))
+                part.findings.append(self._input_error(Location(item.file, item.line), item.message))
                 continue
             stats.resources += 1
             if isinstance(item, Skipped):
@@ -190,7 +209,7 @@ class Engine:
             doc = item.data
             np = network_policy_from(doc)
             if np is not None:
-                policies.append(np)
+                part.policies.append(np)
                 continue
             w = workload_from(doc)
             if w is None:
@@ -199,8 +218,20 @@ class Engine:
                 stats.exempt_workloads += 1
                 continue
             stats.workloads += 1
-            findings.extend(self._evaluate(item, w, contexts))
-        stats.subjects.add("manifest")
+            part.findings.extend(self._evaluate(item, w, part.contexts))
+        return part
+
+    def finish(self, parts: Iterable[PartialScan], inputs: list[str], started: float) -> ScanResult:
+        """Merge per-object results, in input order, and run the checks over the whole set."""
+        stats = ScanStats(subjects={"manifest"})
+        findings: list[Finding] = []
+        contexts: list[_WorkloadContext] = []
+        policies: list[NetworkPolicyFacts] = []
+        for part in parts:
+            findings.extend(part.findings)
+            contexts.extend(part.contexts)
+            policies.extend(part.policies)
+            stats.add(part.stats)
         if "k8s-network-policy-coverage" in self.bundle_checks:
             for ctx in contexts:
                 for outcome in k8s_network_policy_coverage(ctx.namespace, ctx.labels, ctx.pod_path, policies):
