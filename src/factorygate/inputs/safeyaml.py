@@ -1,7 +1,11 @@
 """YAML loading with bounds: PyYAML's C parser, guarded against hostile documents.
 
 - Nesting depth: libyaml's composer recurses in C and crashes the process on very deep nesting
-  (about 100,000 levels here), so depth is bounded before the parser sees the bytes.
+  (about 100,000 levels here), so depth is bounded before the parser sees the bytes (flow
+  brackets, indentation, and runs of block indicators such as ``- ? - ? x`` on one line).
+- Bytes libyaml's reader refuses (invalid UTF-8, control characters) are found up front too: its
+  decoding runs ahead of the parser, and its error would lose the documents before them.
+  Documents before a refused one are still loaded, whatever the problem.
 - Alias bombs ("billion laughs", merge-key amplification): composing is linear, but constructing
   or walking an aliased graph is not. When a document has anchors, the size of its expanded
   graph is computed on the composed nodes (memoised, so linear) and refused above a limit; a
@@ -38,10 +42,18 @@ _DEEP_INDENT = b" " * (MAX_DEPTH // 2)
 # A run of block indicators on one line ("- - - x", "- ? - ? x", "? x\n: - : - x") nests without
 # indentation. Matching runs of 16 or more (never a prefix of a shorter run) keeps the search linear.
 _COMPACT_RUN = re.compile(rb"(?:[-?:][ \t]+){16,}")
+# Block indicators to "-", the rest to "x" (blanks are deleted): a cheap first look for such runs.
+_INDICATORS = bytes(45 if b in b"-?:" else 120 for b in range(256))
 _ANCHOR = re.compile(rb"(?<![&\w])&[\w.-]")
 # Every node but a document's root starts at or after one of these bytes; a few nodes per byte at most.
 _NODE_BYTES = b",[{:-?\n\r"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# What libyaml's reader refuses: C0 controls but tab and line breaks, DEL, C1 controls but NEL, U+FFFE/F
+_ASCII_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NOT_ASCII_CONTROL = bytes(range(256)).translate(None, bytes(range(9)) + b"\x0b\x0c" + bytes(range(14, 32)) + b"\x7f")
+_NON_ASCII_CONTROL = re.compile(rb"\xc2[\x80-\x84\x86-\x9f]|\xef\xbf[\xbe\xbf]")
+# A line starting a document: libyaml ends any collection or scalar there (or fails)
+_DOCUMENT_START = re.compile(rb"^---(?=[ \t\r\n]|\Z)", re.MULTILINE)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -63,6 +75,12 @@ class LoadedDocument:
     line: int  # 1-based line where the document starts
 
 
+def _may_have_compact_run(data: bytes) -> bool:
+    """Whether 16 block indicators follow each other, blanks aside: C-speed byte operations, as the
+    regex tries a match at every ": " of every mapping, which is slow on big inputs."""
+    return b"-" * 16 in data.translate(_INDICATORS, b" \t")
+
+
 def _check_depth(data: bytes) -> None:
     brackets = data.translate(None, _FLOW)
     # Empty flow collections ({} and []) are common and add no depth worth counting.
@@ -74,12 +92,9 @@ def _check_depth(data: bytes) -> None:
         deepest = max(accumulate(_BRACKET_STEP[b] for b in brackets))
         if deepest > MAX_DEPTH:
             raise YamlProblem(f"flow collections nested deeper than {MAX_DEPTH} levels")
-    at = data.find(b"\n" + _DEEP_INDENT)
-    if at < 0:
-        at = data.find(b"\r" + _DEEP_INDENT)
-    if at < 0 and data.startswith(_DEEP_INDENT):
-        at = 0
-    if at < 0:
+    indented = [i + 1 for i in (data.find(b"\n" + _DEEP_INDENT), data.find(b"\r" + _DEEP_INDENT)) if i >= 0]
+    at = min(indented) if indented else 0 if data.startswith(_DEEP_INDENT) else -1
+    if at < 0 and _may_have_compact_run(data):
         for m in _COMPACT_RUN.finditer(data):
             run = m.group()
             if run.count(b"-") + run.count(b"?") + run.count(b":") >= MAX_DEPTH // 4:
@@ -122,6 +137,8 @@ def _problem_from(e: BaseException, raw: bytes = b"") -> YamlProblem:
     if isinstance(e, yaml.MarkedYAMLError):
         mark = e.problem_mark or e.context_mark
         problem = e.problem or e.context or "syntax error"
+        if e.problem and e.context and e.context_mark and mark and e.context_mark.line != mark.line:
+            problem = f"{problem} ({e.context} on line {e.context_mark.line + 1})"  # an unclosed quote...
         return YamlProblem(f"not valid YAML: {problem}", mark.line + 1 if mark is not None else None)
     if isinstance(e, yaml.reader.ReaderError):
         # libyaml reports the byte (or code point) as an int and its byte offset in the input
@@ -197,6 +214,60 @@ class SkippedDocument:
     line: int
 
 
+def _utf8(data: bytes | str) -> bytes:
+    """The bytes libyaml will read, as UTF-8 (UTF-16 after a BOM is transcoded)."""
+    if isinstance(data, str):
+        try:
+            return data.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate: libyaml refuses the bytes, reported as unreadable
+            return data.encode("utf-8", "surrogatepass")
+    if data.startswith(_UTF16_BOMS):
+        try:
+            return data.decode("utf-16").encode("utf-8")
+        except UnicodeError:
+            raise YamlProblem("not a text file: invalid UTF-16") from None
+    return data
+
+
+def _unreadable(raw: bytes) -> tuple[int, YamlProblem] | None:
+    """The first bytes libyaml's reader refuses (invalid UTF-8, control characters), found up front:
+    libyaml decodes ahead of the parser, and its error would discard the documents before them."""
+    found: list[tuple[int, str]] = []
+    if raw.translate(None, _NOT_ASCII_CONTROL):
+        m = _ASCII_CONTROL.search(raw)
+        if m:
+            found.append((m.start(), f"control characters are not allowed (0x{raw[m.start()]:02x})"))
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            found.append((e.start, f"invalid UTF-8 (0x{raw[e.start]:02x})"))
+        m = _NON_ASCII_CONTROL.search(raw)
+        if m:
+            code = ord(m.group().decode("utf-8"))
+            found.append((m.start(), f"control characters are not allowed (U+{code:04X})"))
+    if not found:
+        return None
+    at, reason = min(found)
+    return at, YamlProblem(f"not a text file: {reason}", raw.count(b"\n", 0, at) + 1)
+
+
+def _too_deep(raw: bytes) -> tuple[int, YamlProblem] | None:
+    """Nesting beyond MAX_DEPTH, with the offset of the document holding it (no document can nest
+    across a ``---`` line, so the ones before it are safe to load)."""
+    try:
+        _check_depth(raw)
+    except YamlProblem:
+        starts = [0] + [m.start() for m in _DOCUMENT_START.finditer(raw) if m.start() > 0]
+        for begin, end in zip(starts, [*starts[1:], len(raw)], strict=True):
+            try:
+                _check_depth(raw[begin:end])
+            except YamlProblem as e:
+                first_line = raw.count(b"\n", 0, begin) + 1
+                return begin, YamlProblem(e.message, first_line + (e.line or 1) - 1)
+    return None
+
+
 def load_documents(
     data: bytes | str, want: Callable[[yaml.Node], bool] | None = None
 ) -> Iterator[LoadedDocument | SkippedDocument | YamlProblem]:
@@ -204,19 +275,39 @@ def load_documents(
 
     ``want`` sees each composed root node; documents it declines are not constructed (constructing
     is most of the cost of loading YAML in Python, and most bytes of real bundles are CRDs).
+    Documents before a problem are yielded first, whatever the problem.
     """
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     try:
-        if raw.startswith(_UTF16_BOMS):
-            try:
-                raw = raw.decode("utf-16").encode("utf-8")
-            except UnicodeError:
-                raise YamlProblem("not a text file: invalid UTF-16") from None
-        _check_depth(raw)
-        too_big = _over_node_limit(raw)
+        raw = _utf8(data)
+        bad = _unreadable(raw)
+        deep = _too_deep(raw[: bad[0]] if bad else raw)
     except YamlProblem as e:
         yield e
         return
+    except MemoryError as e:
+        yield _problem_from(e)
+        return
+    first = deep or bad
+    if first is None:
+        yield from _load(raw, want)
+        return
+    at, problem = first
+    cut = at
+    if first is bad:  # the documents before the one holding the bytes
+        marks = [m.start() for m in _DOCUMENT_START.finditer(raw, 0, at)]
+        cut = marks[-1] if marks else 0
+    for item in _load(raw[:cut], want) if cut else ():
+        yield item
+        if isinstance(item, YamlProblem):
+            return
+    yield problem
+
+
+def _load(
+    raw: bytes, want: Callable[[yaml.Node], bool] | None
+) -> Iterator[LoadedDocument | SkippedDocument | YamlProblem]:
+    try:
+        too_big = _over_node_limit(raw)
     except MemoryError as e:
         yield _problem_from(e)
         return
