@@ -341,3 +341,41 @@ def test_no_check_crashes_on_fields_of_any_type(doc: dict[str, Any]) -> None:
     # the only input errors are invalid inline waivers (annotations), never a loading failure
     inputs = [f for f in result.findings if f.check == INPUT_ERROR]
     assert all(f.message.startswith("annotation ") for f in inputs), [f.message for f in inputs]
+
+
+TRICKY_SCALARS = [
+    "", "~", "null", "Null", "NULL", "yes", "No", "on", "OFF", "y", "n", "true", "False", "1", "-1", "+1",
+    "0x1F", "0o17", "017", "1_000", "1:30", "1e3", "1.5", ".5", "-.inf", ".NaN", "2001-12-14",
+    "2001-12-14t21:59:43.10-05:00", "<<", "=", "0", "00", "1.2.3", "v1", "apps/v1", "8080", "3.10",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+@given(st.lists(st.one_of(st.sampled_from(TRICKY_SCALARS), st.text(max_size=12)), min_size=1, max_size=20))
+def test_fast_resolver_gives_pyyaml_tags(values: list[str]) -> None:
+    """The loader's cached resolver must type every plain scalar exactly as PyYAML's CSafeLoader."""
+    lines = []
+    for i, v in enumerate(values):
+        if v and (v.strip() != v or any(c in v for c in ":#\n\r{}[],&*!|>'\"%@`-?") or not v.isprintable()):
+            continue
+        lines.append(f"k{i}: {v}")
+    if not lines:
+        return
+    text = "\n".join(lines) + "\n"
+    try:
+        expected = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError:
+        return
+    docs = [d for d in load_documents(text.encode()) if isinstance(d, LoadedDocument)]
+    assert docs
+    assert docs[0].data == expected
+    assert {k: type(v) for k, v in (docs[0].data or {}).items()} == {k: type(v) for k, v in (expected or {}).items()}
+
+
+def test_fast_resolver_on_the_tricky_scalars_one_by_one() -> None:
+    for v in TRICKY_SCALARS:
+        text = f"a: {v}\nb: [{v}]\n" if v not in ("<<", "=") else f"a: x{v}\n"
+        expected = yaml.load(text, Loader=yaml.CSafeLoader)
+        (doc,) = [d for d in load_documents(text.encode()) if isinstance(d, LoadedDocument)]
+        assert doc.data == expected, v
+        assert type(doc.data["a"]) is type(expected["a"]), v

@@ -44,7 +44,10 @@ _DEEP_INDENT = b" " * (MAX_DEPTH // 2)
 _COMPACT_RUN = re.compile(rb"(?:[-?:][ \t]+){16,}")
 # Block indicators to "-", the rest to "x" (blanks are deleted): a cheap first look for such runs.
 _INDICATORS = bytes(45 if b in b"-?:" else 120 for b in range(256))
-_ANCHOR = re.compile(rb"(?<![&\w])&[\w.-]")
+# An anchor: "&name" not preceded by "&" or a word character. The literal comes first so the regex
+# engine can skip ahead to each "&" (a leading lookbehind makes it try every position).
+_AMPERSAND_NAME = re.compile(rb"&[\w.-]")
+_WORDISH = frozenset(b"&_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # Every node but a document's root starts at or after one of these bytes; a few nodes per byte at most.
 _NODE_BYTES = b",[{:-?\n\r"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -152,6 +155,10 @@ def _problem_from(e: BaseException, raw: bytes = b"") -> YamlProblem:
     return YamlProblem(f"cannot load: {type(e).__name__}: {e}"[:300])
 
 
+def _has_anchor(raw: bytes) -> bool:
+    return any(m.start() == 0 or raw[m.start() - 1] not in _WORDISH for m in _AMPERSAND_NAME.finditer(raw))
+
+
 def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
     if isinstance(node.value, str) and len(node.value) > MAX_INT_DIGITS:
         raise YamlProblem(
@@ -167,8 +174,43 @@ def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
 _INT_BOUND = 10**MAX_INT_DIGITS
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_RESOLVED: dict[str, str] = {}  # plain scalar -> tag, for short values (keys, enums, numbers)
+_RESOLVED_MAX = 65536
+
+
 class _Loader(yaml.CSafeLoader):
-    """CSafeLoader with the constructors whose cost is superlinear bounded."""
+    """CSafeLoader with the constructors whose cost is superlinear bounded, and a faster resolver.
+
+    libyaml calls ``resolve`` (Python) for every node it composes; PyYAML's version matches the
+    implicit-type regexes every time. The same short scalars (keys, enum values) recur all over a
+    bundle, so their tag is remembered. SafeLoader has no path resolvers, so descending and
+    ascending need no bookkeeping. The tags are exactly PyYAML's (tests compare with CSafeLoader).
+    """
+
+    def resolve(self, kind: type[yaml.Node], value: str | None, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            if not implicit[0] or value is None:
+                return _STR_TAG
+            tag = _RESOLVED.get(value)
+            if tag is None:
+                tag = _STR_TAG
+                for candidate, regexp in self.yaml_implicit_resolvers.get(value[:1], ()):
+                    if regexp.match(value):
+                        tag = candidate
+                        break
+                if len(value) <= 64 and len(_RESOLVED) < _RESOLVED_MAX:
+                    _RESOLVED[value] = tag
+            return tag
+        return _SEQ_TAG if kind is yaml.SequenceNode else _MAP_TAG
+
+    def descend_resolver(self, current_node: yaml.Node | None, current_index: object) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         # PyYAML deletes merge keys from the middle of the list one at a time: quadratic in their number
@@ -311,7 +353,7 @@ def _load(
     except MemoryError as e:
         yield _problem_from(e)
         return
-    check_aliases = b"&" in raw and _ANCHOR.search(raw) is not None
+    check_aliases = b"&" in raw and _has_anchor(raw)
     loader = _Loader(raw)
     index = -1
     try:
