@@ -142,3 +142,16 @@ def test_kustomize_never_reads_files_plainly(tmp_path: Path) -> None:
     items = list(iter_manifests([str(tmp_path)], ReadOptions(kustomize=False)))
     assert not [i for i in items if isinstance(i, LoadError)]
     assert [m.data["kind"] for m in manifests(items)] == ["Deployment"]
+
+
+def test_json_that_libyaml_refuses_is_read_as_json(tmp_path: Path) -> None:
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "emoji", "annotations": {"x": "😀"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
+    }  # fmt: skip
+    f = tmp_path / "d.json"
+    f.write_text(json.dumps(deployment))  # ensure_ascii: the emoji becomes a surrogate-pair escape
+    assert "\\ud83d" in f.read_text()
+    found = list(iter_manifests([str(f)]))
+    assert [type(i) for i in found] == [Manifest]
+    assert found[0].data == deployment

@@ -22,6 +22,10 @@ from factorygate.policy.schema import Policy, WaiverRule
 from factorygate.policy.waivers import WaiverBook
 
 INLINE_WAIVER_PREFIX = "factorygate.dev/waive."
+# Bounds that keep hostile input from turning into unbounded output: a pod with tens of thousands of
+# containers fits in a small file, and every container yields a finding per check.
+MAX_CONTAINERS_PER_WORKLOAD = 100
+MAX_FINDINGS = 500_000
 # The kinds the Kubernetes checks read; loaders need not construct any other.
 KUBERNETES_KINDS = WORKLOAD_KINDS | {"NetworkPolicy"}
 
@@ -98,6 +102,7 @@ class Engine:
         self.bundle_checks = [cid for cid in BUNDLE_CHECKS if policy.enabled(cid)]
         self.severity = {cid: policy.severity_of(cid, meta.severity) for cid, meta in catalog.checks.items()}
         self.policy_waivers = WaiverBook.from_rules(policy.waivers, "policy", self.as_of)
+        self._produced = 0  # findings so far, against MAX_FINDINGS
 
     # -- findings -----------------------------------------------------------------------------
     def _finding(
@@ -217,9 +222,27 @@ class Engine:
             if self._exempt(w.namespace):
                 stats.exempt_workloads += 1
                 continue
+            problem = self._too_much(w)
+            if problem:
+                stats.input_errors += 1
+                loc = Location(item.file, item.line, w.pod_path, item.source)
+                part.findings.append(self._input_error(loc, problem, Resource(w.kind, w.name, w.namespace)))
+                continue
             stats.workloads += 1
+            before = len(part.findings)
             part.findings.extend(self._evaluate(item, w, part.contexts))
+            self._produced += len(part.findings) - before
         return part
+
+    def _too_much(self, w: Workload) -> str | None:
+        if len(w.containers) > MAX_CONTAINERS_PER_WORKLOAD:
+            return (
+                f"{w.kind} {w.name} has {len(w.containers):,} containers; factorygate evaluates at most "
+                f"{MAX_CONTAINERS_PER_WORKLOAD} per workload"
+            )
+        if self._produced >= MAX_FINDINGS:
+            return f"not evaluated: the scan reached its limit of {MAX_FINDINGS:,} findings (scan fewer inputs at once)"
+        return None
 
     def finish(self, parts: Iterable[PartialScan], inputs: list[str], started: float) -> ScanResult:
         """Merge per-object results, in input order, and run the checks over the whole set."""

@@ -7,6 +7,7 @@ the node tree needed for line numbers) or :class:`LoadError` (one line naming th
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import re
 import shutil
@@ -143,15 +144,34 @@ def manifests_from_bytes(
                 return _has_merge_key(node)
             return kind in kinds or kind.endswith("List")
 
+    loaded_any = False
     for item in load_documents(data, want):
         if isinstance(item, YamlProblem):
+            if not loaded_any and name.endswith(".json") and item.message.startswith("not valid YAML"):
+                # JSON that libyaml refuses (surrogate-pair escapes such as "\ud83d\ude00"): read it
+                # as JSON, without line numbers
+                yield from _from_json(data, name, item)
+                return
             yield LoadError(name, item.message, item.line)
             return
+        loaded_any = True
         if isinstance(item, SkippedDocument):
             if root_kind(item.node) is not None:
                 yield Skipped(name, item.line)
             continue
         yield from _objects(item, name, source, helm)
+
+
+def _from_json(data: bytes, name: str, problem: YamlProblem) -> Iterator[Manifest | LoadError | Skipped]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        yield LoadError(name, problem.message, problem.line)
+        return
+    items = value.get("items") if is_kubernetes_object(value) and value["kind"].endswith("List") else [value]
+    for obj in items if isinstance(items, list) else []:
+        if is_kubernetes_object(obj):
+            yield Manifest(obj, name, 1, None)
 
 
 def _objects(

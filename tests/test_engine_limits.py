@@ -1,0 +1,36 @@
+"""Bounds on output: hostile input must not turn into unbounded findings."""
+
+from __future__ import annotations
+
+import pytest
+
+from factorygate import engine
+from factorygate.model import Status
+from tests.conftest import scan_text
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec:\n  containers: [{containers}]\n"
+
+
+def test_a_workload_with_too_many_containers_is_an_error_not_a_flood() -> None:
+    result = scan_text(POD.format(i=0, containers=",".join(["{}"] * 40_000)))
+    assert [f.status for f in result.findings] == [Status.ERROR]
+    assert "40,000 containers" in result.findings[0].message
+    assert result.findings[0].resource is not None
+    assert result.exit_code() == 2
+
+
+def test_the_limit_is_inclusive() -> None:
+    result = scan_text(POD.format(i=0, containers=",".join(["{name: c}"] * engine.MAX_CONTAINERS_PER_WORKLOAD)))
+    assert not [f for f in result.findings if f.status is Status.ERROR]
+
+
+def test_scan_stops_evaluating_at_the_findings_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "MAX_FINDINGS", 50)
+    text = "---\n".join(POD.format(i=i, containers="{name: c, image: x}") for i in range(10))
+    result = scan_text(text)
+    errors = [f for f in result.findings if f.status is Status.ERROR]
+    evaluated = {f.resource.name for f in result.findings if f.status is not Status.ERROR and f.resource}
+    assert errors
+    assert all("limit of 50 findings" in e.message for e in errors)
+    assert len(evaluated) + len(errors) == 10  # every pod is either evaluated or named in an error
+    assert result.exit_code() == 2
