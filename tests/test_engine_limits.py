@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.conftest import scan_text
 
 from factorygate import engine
 from factorygate.model import Status
-from tests.conftest import scan_text
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec:\n  containers: [{containers}]\n"
 

@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="evaluate waiver expiry as of this date (default: today)",
     )
+    scan.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        metavar="N",
+        help="worker processes (default: the CPUs available, at most 8; 1 scans in one process)",
+    )
     scan.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the text report")
 
     rules = sub.add_parser("rules", help="list the catalog: checks with their requirements, NIST controls and CCIs")
@@ -93,10 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_scan(args: argparse.Namespace) -> int:
     from factorygate.catalog import load_catalog
     from factorygate.engine import KUBERNETES_KINDS, Engine
-    from factorygate.inputs.kubernetes import ReadOptions, iter_manifests
+    from factorygate.inputs.kubernetes import ReadOptions
     from factorygate.model import Severity
     from factorygate.policy import load_policy
     from factorygate.render import Format, render
+    from factorygate.scan import default_jobs, scan_paths
 
     catalog = load_catalog()
     policy = load_policy(args.policy, set(catalog.checks))
@@ -104,8 +112,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         policy = policy.model_copy(update={"threshold": Severity(args.threshold)})
     engine = Engine(catalog, policy, as_of=args.as_of)
     opts = ReadOptions(kustomize=args.kustomize == "auto", max_bytes=args.max_file_size, kinds=KUBERNETES_KINDS)
-    items = iter_manifests(args.paths, opts)
-    result = engine.run(items, list(args.paths))
+    result = scan_paths(engine, args.paths, opts, jobs=args.jobs if args.jobs is not None else default_jobs())
     fmt = Format(args.format)
     if args.output:
         try:

@@ -102,7 +102,8 @@ class Engine:
         self.bundle_checks = [cid for cid in BUNDLE_CHECKS if policy.enabled(cid)]
         self.severity = {cid: policy.severity_of(cid, meta.severity) for cid, meta in catalog.checks.items()}
         self.policy_waivers = WaiverBook.from_rules(policy.waivers, "policy", self.as_of)
-        self._produced = 0  # findings so far, against MAX_FINDINGS
+        self._produced = 0  # findings so far, against finding_budget
+        self.finding_budget = MAX_FINDINGS
 
     # -- findings -----------------------------------------------------------------------------
     def _finding(
@@ -240,8 +241,11 @@ class Engine:
                 f"{w.kind} {w.name} has {len(w.containers):,} containers; factorygate evaluates at most "
                 f"{MAX_CONTAINERS_PER_WORKLOAD} per workload"
             )
-        if self._produced >= MAX_FINDINGS:
-            return f"not evaluated: the scan reached its limit of {MAX_FINDINGS:,} findings (scan fewer inputs at once)"
+        if self._produced >= self.finding_budget:
+            return (
+                f"not evaluated: the scan reached its limit of {self.finding_budget:,} findings "
+                "(scan fewer inputs at once)"
+            )
         return None
 
     def finish(self, parts: Iterable[PartialScan], inputs: list[str], started: float) -> ScanResult:

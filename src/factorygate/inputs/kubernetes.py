@@ -320,32 +320,74 @@ def _from_walked_file(path: Path, opts: ReadOptions) -> Iterator[Manifest | Load
     yield from _from_file(path, opts)
 
 
-def _walk(root: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:
-    """Files under ``root`` in a stable order; a directory holding a kustomization is rendered instead
-    (what lies beneath it is part of the kustomization). When rendering fails, the error is reported
-    and the directory's files are read as plain manifests, so nothing goes unchecked."""
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One independent piece of input: loading it needs nothing from the others, so units can be
+    loaded in any process. ``kind`` is "file" (named by the user), "walked" (met in a directory
+    walk), "kustomization" (a directory to render), "bytes" (stdin, already read) or "error"."""
+
+    kind: str
+    name: str
+    data: bytes | None = None
+    error: LoadError | None = None
+
+
+def _walk(root: Path, opts: ReadOptions) -> Iterator[Unit]:
+    """Files under ``root`` in a stable order; a directory holding a kustomization is one unit
+    (what lies beneath it is part of the kustomization)."""
     errors: list[OSError] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=errors.append):
-        yield from _walk_errors(errors)
+        yield from (Unit("error", str(e.file), error=e) for e in _walk_errors(errors))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        here = Path(dirpath)
         if opts.kustomize and _has_kustomization(filenames):
             dirnames[:] = []
-            rendered = render_kustomization(here, opts)
-            if not isinstance(rendered, LoadError):
-                yield from rendered
-                continue
-            yield rendered
-            for path in _plain_files(here):
-                if isinstance(path, LoadError):
-                    yield path
-                else:
-                    yield from _from_walked_file(path, opts)
+            yield Unit("kustomization", dirpath)
             continue
         for name in sorted(filenames):
             if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
-                yield from _from_walked_file(here / name, opts)
-    yield from _walk_errors(errors)
+                yield Unit("walked", os.path.join(dirpath, name))
+    yield from (Unit("error", str(e.file), error=e) for e in _walk_errors(errors))
+
+
+def plan_inputs(paths: Iterable[str], opts: ReadOptions, stdin: BinaryIO | None = None) -> Iterator[Unit]:
+    """The units of work the inputs consist of, in order (stdin is read here)."""
+    for raw in paths:
+        if raw == "-":
+            data = _read_bounded(stdin if stdin is not None else sys.stdin.buffer, "-", opts.max_bytes)
+            yield Unit("error", "-", error=data) if isinstance(data, LoadError) else Unit("bytes", "-", data)
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            yield from _walk(path, opts)
+        elif path.exists():
+            yield Unit("file", raw)
+        else:
+            yield Unit("error", raw, error=LoadError(raw, "no such file or directory"))
+
+
+def load_unit(unit: Unit, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:
+    """The objects of one unit; problems are yielded, never raised. When a kustomization cannot be
+    rendered, the error is reported and its files are read as plain manifests (nothing goes unchecked)."""
+    if unit.error is not None:
+        yield unit.error
+    elif unit.kind == "bytes":
+        yield from manifests_from_bytes(unit.data or b"", unit.name, kinds=opts.kinds)
+    elif unit.kind == "file":
+        yield from _from_file(Path(unit.name), opts)
+    elif unit.kind == "walked":
+        yield from _from_walked_file(Path(unit.name), opts)
+    elif unit.kind == "kustomization":
+        here = Path(unit.name)
+        rendered = render_kustomization(here, opts)
+        if not isinstance(rendered, LoadError):
+            yield from rendered
+            return
+        yield rendered
+        for path in _plain_files(here):
+            if isinstance(path, LoadError):
+                yield path
+            else:
+                yield from _from_walked_file(path, opts)
 
 
 def iter_manifests(
@@ -353,21 +395,8 @@ def iter_manifests(
 ) -> Iterator[Manifest | LoadError | Skipped]:
     """Every Kubernetes object of every input, in order; problems are yielded, never raised."""
     opts = opts or ReadOptions()
-    for raw in paths:
-        if raw == "-":
-            data = _read_bounded(stdin if stdin is not None else sys.stdin.buffer, "-", opts.max_bytes)
-            if isinstance(data, LoadError):
-                yield data
-            else:
-                yield from manifests_from_bytes(data, "-", kinds=opts.kinds)
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            yield from _walk(path, opts)
-        elif path.exists():
-            yield from _from_file(path, opts)
-        else:
-            yield LoadError(raw, "no such file or directory")
+    for unit in plan_inputs(paths, opts, stdin):
+        yield from load_unit(unit, opts)
 
 
 def _from_file(path: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:

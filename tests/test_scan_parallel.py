@@ -1,0 +1,74 @@
+"""Scanning with worker processes gives exactly the result of scanning in one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factorygate import scan
+from factorygate.catalog import load_catalog
+from factorygate.engine import KUBERNETES_KINDS, Engine, ScanResult
+from factorygate.inputs.kubernetes import ReadOptions
+from factorygate.policy import default_policy_text, parse_policy
+from factorygate.render.json_report import finding_dict
+
+DEPLOY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app-{i}, namespace: ns-{ns}}}
+spec:
+  template:
+    metadata: {{labels: {{app: app-{i}}}}}
+    spec:
+      containers:
+        - name: c
+          image: registry1.dso.mil/ironbank/app:{i}
+          securityContext: {{runAsNonRoot: {nonroot}}}
+"""
+POLICY = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: ns-0}
+spec: {podSelector: {}}
+"""
+
+
+def _tree(root: Path) -> None:
+    for i in range(60):
+        sub = root / f"team-{i % 5}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"app-{i:02d}.yaml").write_text(DEPLOY.format(i=i, ns=i % 3, nonroot="true" if i % 2 else "false"))
+    (root / "team-4" / "zz-netpol.yaml").write_text(POLICY)  # covers workloads read by other workers
+    (root / "team-2" / "broken.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: [\n")
+    (root / "big.yaml").write_text("---\n".join(DEPLOY.format(i=100 + k, ns=1, nonroot="true") for k in range(300)))
+
+
+def _scan(root: Path, jobs: int) -> ScanResult:
+    catalog = load_catalog()
+    policy = parse_policy(default_policy_text(), "p", set(catalog.checks))
+    opts = ReadOptions(kinds=KUBERNETES_KINDS)
+    return scan.scan_paths(Engine(catalog, policy), [str(root)], opts, jobs=jobs)
+
+
+def test_parallel_scan_equals_sequential_scan(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    one = _scan(tmp_path, 1)
+    two = _scan(tmp_path, 2)
+    assert len(list(scan._batches(list(scan.plan_inputs([str(tmp_path)], ReadOptions()))))) > 2
+    assert [finding_dict(f) for f in two.findings] == [finding_dict(f) for f in one.findings]
+    assert (two.stats.workloads, two.stats.resources, two.stats.input_errors) == (360, 361, 1)
+    assert (one.stats.workloads, one.stats.resources, one.stats.input_errors) == (360, 361, 1)
+    covered = [f for f in two.findings if f.check == "k8s-network-policy-coverage" and f.status.value == "pass"]
+    assert {f.resource.namespace for f in covered if f.resource} == {"ns-0"}
+    assert two.exit_code() == one.exit_code() == 2
+
+
+def test_few_inputs_stay_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.yaml").write_text(DEPLOY.format(i=1, ns=0, nonroot="true"))
+
+    def no_pool(*_: object, **__: object) -> None:
+        raise AssertionError("a pool was started for one file")
+
+    monkeypatch.setattr(scan.multiprocessing, "get_context", no_pool)
+    assert _scan(tmp_path, 4).stats.workloads == 1
