@@ -327,10 +327,14 @@ def measure_floor(
     return best, counts, runs
 
 
+FACTORYGATE_JOBS: list[str] = []  # ["--jobs", "N"] when the bench is given --jobs
+
+
 def factorygate_scan_argv(cmd: list[str], corpus: Path, report: Path, kustomize: str) -> list[str]:
     # --kustomize never reads the same files Checkov's kubernetes framework and the parse floor read;
     # --kustomize auto also runs `kubectl kustomize` on every kustomization directory (a different input).
-    return [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report), "--kustomize", kustomize]
+    argv = [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report), "--kustomize", kustomize]
+    return argv + FACTORYGATE_JOBS
 
 
 def warm_up_factorygate(cmd: list[str], corpus: Path, ok_exit: frozenset[int], kustomize: str) -> None:
@@ -342,7 +346,7 @@ def warm_up_factorygate(cmd: list[str], corpus: Path, ok_exit: frozenset[int], k
 
 
 def measure_factorygate(
-    cmd: list[str], corpus: Path, repeat: int, sample_tree: bool, ok_exit: frozenset[int], kustomize: str
+    cmd: list[str], corpus: Path, repeat: int, *, sample_tree: bool, ok_exit: frozenset[int], kustomize: str
 ) -> tuple[Measurement, int, list[Measurement]]:
     runs: list[Measurement] = []
     findings = -1
@@ -553,6 +557,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="never",
         help="factorygate's --kustomize mode (default never: the same files Checkov and the floor read)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="factorygate's --jobs (default: factorygate's own default, the CPUs available)",
+    )
     p.add_argument("--skip-checkov", action="store_true", help="do not run Checkov")
     p.add_argument("--skip-factorygate", action="store_true", help="do not run factorygate")
     p.add_argument(
@@ -588,6 +598,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
+    if args.jobs is not None:
+        FACTORYGATE_JOBS[:] = ["--jobs", str(args.jobs)]
     if not args.corpus.is_dir():
         p.error(f"--corpus: not a directory: {args.corpus}")
     return args
@@ -625,7 +637,12 @@ def factorygate_step(args: argparse.Namespace, corpus: Path, res: Results) -> No
     res.rows["factorygate_version"] = v
     res.details["factorygate_version"] = f"best of 3: {_last_line(v.stdout)}"
     m, findings, runs = measure_factorygate(
-        cmd, corpus, args.repeat, args.tree_rss, args.factorygate_ok_exit, args.kustomize
+        cmd,
+        corpus,
+        args.repeat,
+        sample_tree=args.tree_rss,
+        ok_exit=args.factorygate_ok_exit,
+        kustomize=args.kustomize,
     )
     res.rows["factorygate"] = m
     res.extra["factorygate_runs_wall_s"] = [round(r.wall_s, 4) for r in runs]
