@@ -198,3 +198,19 @@ def test_allowed_registries_parameter() -> None:
     text = policy("parameters:\n  allowed_registries: [docker.io/library]\n")
     findings = scan_text(INLINE, text).findings
     assert [f.status for f in findings if f.check == "k8s-allowed-registry"] == [Status.PASS]
+
+
+def test_policy_files_are_read_with_the_bounded_loader() -> None:
+    bomb = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]\n" for i in range(1, 12))
+    with pytest.raises(PolicyError, match="alias bomb"):
+        parse_policy(policy("l0: &l0 [x]\n" + bomb), "policy.yaml", CHECKS)
+
+
+def test_inline_waiver_values_are_read_with_the_bounded_loader() -> None:
+    levels = ", ".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 12))
+    value = "{l0: &l0 [x], " + levels + "}"
+    assert len(value) < 4096
+    text = INLINE.replace('"not a mapping"', "'" + value + "'")
+    result = scan_text(text)
+    errors = [f.message for f in result.findings if f.status is Status.ERROR]
+    assert any("waive.k8s-liveness-probe" in m and "alias bomb" in m for m in errors), errors

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from factorygate.catalog import Catalog
@@ -17,6 +16,7 @@ from factorygate.checks import BUNDLE_CHECKS, INPUT_ERROR, WORKLOAD_CHECKS
 from factorygate.checks.network import NetworkPolicyFacts, k8s_network_policy_coverage, network_policy_from
 from factorygate.facts.workload import WORKLOAD_KINDS, Workload, workload_from
 from factorygate.inputs.kubernetes import LoadError, Manifest, Skipped
+from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
 from factorygate.model import Finding, Location, Outcome, Resource, Severity, Status, SubjectKind
 from factorygate.policy.schema import Policy, WaiverRule
 from factorygate.policy.waivers import WaiverBook
@@ -169,10 +169,12 @@ class Engine:
     @staticmethod
     def _parse_inline_waiver(check_id: str, value: object, rules: list[WaiverRule]) -> str | None:
         """Append the waiver an annotation value describes; return the problem when it is invalid."""
-        try:
-            spec = yaml.load(value, Loader=yaml.CSafeLoader) if isinstance(value, str) and len(value) < 4096 else None
-        except yaml.YAMLError:
-            spec = None
+        spec = None
+        if isinstance(value, str) and len(value) < 4096:  # the bounded loader: annotations are input too
+            first = next(iter(load_documents(value.encode("utf-8", "surrogatepass"))), None)
+            if isinstance(first, YamlProblem):
+                return f"invalid inline waiver: {first.message}"
+            spec = first.data if isinstance(first, LoadedDocument) else None
         if not isinstance(spec, dict):
             return "invalid inline waiver: the value must be a mapping {justification, approver, expires}"
         try:

@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from factorygate.errors import PolicyError
+from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
 from factorygate.policy.schema import Policy
 
 MAX_POLICY_BYTES = 4 * 1024 * 1024
@@ -39,14 +40,12 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
 
 def parse_policy(text: str, name: str, known_checks: set[str] | None = None) -> Policy:
     """Validate policy text; raise :class:`PolicyError` with ``name:line: field: problem`` lines."""
-    try:
-        node = yaml.compose(text, Loader=yaml.CSafeLoader)
-        data: Any = yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{name}:{mark.line + 1}" if mark is not None else name
-        problem = getattr(e, "problem", None) or str(e)
-        raise PolicyError(f"{where}: not valid YAML: {problem}") from e
+    first = next(iter(load_documents(text.encode("utf-8", "surrogatepass"))), None)
+    if isinstance(first, YamlProblem):
+        where = f"{name}:{first.line}" if first.line else name
+        raise PolicyError(f"{where}: {first.message}")
+    node = first.node if isinstance(first, LoadedDocument) else None
+    data: Any = first.data if isinstance(first, LoadedDocument) else None
     if not isinstance(data, dict):
         raise PolicyError(f"{name}:1: a policy is a mapping with apiVersion: factorygate.dev/v1 and kind: Policy")
     try:
