@@ -393,6 +393,7 @@ _NOT_A_SECRET = re.compile(
 _DESCRIBES_A_SECRET = re.compile(
     r"(?i)[_-](name|names|file|path|dir|ref|mount|key_id|id|ttl|timeout|expiry|expiration|expires|lifetime|"
     r"length|size|enabled|enable|disabled|required|type|mode|header|endpoint|url|uri|version|namespace)$"
+    r"|^(max|min|num|total)[_-]|tokens$"  # counts and limits: MAX_INPUT_TOKENS is a number, not a token
 )
 
 
