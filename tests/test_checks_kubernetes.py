@@ -1950,3 +1950,9 @@ def test_env_credential_names_that_describe_a_secret_are_not_credentials(name: s
     from factorygate.checks.kubernetes import _credential_reason
 
     assert (_credential_reason(name, value) is not None) is flagged
+
+
+def test_names_of_the_wrong_type_are_reported_as_invalid() -> None:
+    text = "apiVersion: v1\nkind: Pod\nmetadata: {name: [1], namespace: {a: b}}\nspec: {containers: [{name: c}]}\n"
+    findings = scan_text(text)
+    assert {f.resource.display() for f in findings if f.resource} == {"Pod <invalid namespace>/<invalid name>"}

@@ -114,7 +114,11 @@ def workload_from(doc: Mapping[str, Any]) -> Workload | None:
     pod_meta = as_map(_dig(doc, meta_keys))
     meta = as_map(doc.get("metadata"))
     name = meta.get("name") or meta.get("generateName") or "<unnamed>"
+    if not isinstance(name, str | int | float):
+        name = "<invalid name>"  # a list or mapping where the API wants a string
     namespace = meta.get("namespace")
+    if namespace is not None and not isinstance(namespace, str | int | float):
+        namespace = "<invalid namespace>"
     pod_sc = as_map(pod_spec.get("securityContext"))
     pod_path = ".".join(spec_keys)
     containers: list[ContainerFacts] = []
