@@ -582,7 +582,7 @@ def test_odd_documents_are_skipped_or_read_as_unset_never_an_error(
     assert {(f["resource"]["kind"], f["resource"]["name"]) for f in weird} == {
         ("Deployment", "spec-is-a-number"),
         ("Deployment", "<unnamed>"),
-        ("Pod", "[1]"),  # str() of whatever metadata.name holds
+        ("Pod", "<invalid name>"),  # metadata.name of the wrong type
     }
     assert_good_intact(result, good, good_alone)
 
