@@ -1947,7 +1947,7 @@ def test_malformed_containers_string_reports_pod_level_checks_only() -> None:
     ],
 )
 def test_env_credential_names_that_describe_a_secret_are_not_credentials(name: str, value: str, flagged: bool) -> None:
-    from factorygate.checks.kubernetes import _credential_reason
+    from factorygate.facts.secrets import credential_reason as _credential_reason
 
     assert (_credential_reason(name, value) is not None) is flagged
 

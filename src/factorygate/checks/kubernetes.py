@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
-import re
 from collections.abc import Iterator
 
 from factorygate.facts.images import parse_image
+from factorygate.facts.secrets import credential_reason
 from factorygate.facts.workload import ContainerFacts, Workload, as_list, as_map
 from factorygate.model import Outcome
 from factorygate.policy.schema import Parameters
@@ -371,47 +371,6 @@ def k8s_image_digest(w: Workload, p: Parameters) -> Iterator[Outcome]:
             yield _bad(c, path, f"image {image} is pinned by tag only; tags can move, add @sha256:<digest>")
 
 
-_SECRET_NAME = re.compile(
-    r"(?i)(passw(or)?d|passwd|pwd$|secret|token|api[_-]?key|apikey|private[_-]?key|credential|"
-    r"access[_-]?key|auth[_-]?key|client[_-]?secret|connection[_-]?string|dsn$)"
-)
-_SECRET_VALUE = (
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a GitHub token", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b")),
-    ("a GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}\b")),
-    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
-    ("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
-    ("a URL with a password", re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@")),
-)
-# Values that are references or placeholders, not credentials.
-_NOT_A_SECRET = re.compile(
-    r"^(\$\(.*\)|\$\{.*\}|<.*>|true|false|yes|no|none|null|changeme|/.*|[a-z0-9._-]+\.(txt|json|pem|key|crt))$",
-    re.IGNORECASE,
-)
-# Names that describe a credential rather than hold one: where it is, how long it lives, whether it is used.
-_DESCRIBES_A_SECRET = re.compile(
-    r"(?i)[_-](name|names|file|path|dir|ref|mount|key_id|id|ttl|timeout|expiry|expiration|expires|lifetime|"
-    r"length|size|enabled|enable|disabled|required|type|mode|header|endpoint|url|uri|version|namespace)$"
-    r"|^(max|min|num|total)[_-]|tokens$"  # counts and limits: MAX_INPUT_TOKENS is a number, not a token
-)
-
-
-def _credential_reason(name: str, value: str) -> str | None:
-    for what, pattern in _SECRET_VALUE:
-        if pattern.search(value):
-            return f"value looks like {what}"
-    v = value.strip()
-    if (
-        _SECRET_NAME.search(name)
-        and not _DESCRIBES_A_SECRET.search(name)
-        and len(v) >= 4
-        and not _NOT_A_SECRET.match(v)
-    ):
-        return "variable name suggests a credential and the value is a literal"
-    return None
-
-
 def k8s_no_env_credentials(w: Workload, p: Parameters) -> Iterator[Outcome]:
     for c in w.containers:
         hits = []
@@ -420,7 +379,7 @@ def k8s_no_env_credentials(w: Workload, p: Parameters) -> Iterator[Outcome]:
             value = env.get("value")
             if not isinstance(value, str) or not value:
                 continue
-            reason = _credential_reason(str(env.get("name", "")), value)
+            reason = credential_reason(str(env.get("name", "")), value)
             if reason:
                 hits.append((i, str(env.get("name")), reason))
         if hits:
