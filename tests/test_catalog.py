@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from factorygate.catalog import load_catalog
-from factorygate.checks import BUNDLE_CHECKS, WORKLOAD_CHECKS
+from factorygate.checks import BUNDLE_CHECKS, DOCKERFILE_CHECKS, WORKLOAD_CHECKS
 from factorygate.model import SubjectKind
 
 GUIDE_REQUIREMENTS = [f"CICDG-2.{i}" for i in range(1, 19)] + [f"CICDG-3.{i}" for i in range(1, 12)]
@@ -79,9 +79,11 @@ def test_process_only_requirements_are_flagged() -> None:
 
 def test_every_check_has_exactly_one_implementation_and_vice_versa() -> None:
     catalog = load_catalog()
-    implemented = set(WORKLOAD_CHECKS) | set(BUNDLE_CHECKS)
+    implemented = set(WORKLOAD_CHECKS) | set(BUNDLE_CHECKS) | set(DOCKERFILE_CHECKS)
     assert implemented == set(catalog.checks)
-    assert not set(WORKLOAD_CHECKS) & set(BUNDLE_CHECKS)
+    assert len(implemented) == len(WORKLOAD_CHECKS) + len(BUNDLE_CHECKS) + len(DOCKERFILE_CHECKS)
+    for cid in DOCKERFILE_CHECKS:
+        assert catalog.checks[cid].subject is SubjectKind.DOCKERFILE
     for cid in WORKLOAD_CHECKS:
         assert catalog.checks[cid].subject is SubjectKind.KUBERNETES_WORKLOAD
     for cid in BUNDLE_CHECKS:
@@ -97,12 +99,15 @@ def test_checks_carry_the_controls_of_their_requirements() -> None:
             assert set(req.cci) <= set(check.cci)
 
 
-def test_every_manifest_automatable_guide_requirement_has_a_check() -> None:
+def test_every_manifest_or_dockerfile_automatable_guide_requirement_has_a_check() -> None:
     catalog = load_catalog()
+    kinds = {"manifest": {SubjectKind.KUBERNETES_WORKLOAD, SubjectKind.KUBERNETES_BUNDLE},
+             "dockerfile": {SubjectKind.DOCKERFILE}}  # fmt: skip
     for rid in GUIDE_REQUIREMENTS:
         req = catalog.requirements[rid]
-        if "manifest" in req.automation:
-            assert catalog.checks_for(rid), f"{rid} is automatable from manifests but no check implements it"
+        for kind, subjects in kinds.items():
+            if kind in req.automation:
+                assert any(c.subject in subjects for c in catalog.checks_for(rid)), f"{rid}: no {kind} check"
 
 
 def test_check_reference_doc_is_generated_from_the_catalog() -> None:

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"factorygate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    scan = sub.add_parser("scan", help="check Kubernetes manifests (files, directories, - for stdin)")
+    scan = sub.add_parser("scan", help="check Kubernetes manifests and Dockerfiles (files, directories, - for stdin)")
     scan.add_argument("paths", nargs="+", metavar="PATH", help="file, directory (recursive) or - for stdin")
     scan.add_argument("--policy", "-p", metavar="FILE", help="policy file (default: the packaged default policy)")
     scan.add_argument("--format", "-f", choices=FORMATS, default="text", help="report format (default: text)")
@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="render directories holding kustomization.yaml with `kubectl kustomize` (auto) or read "
         "their files as plain manifests (never)",
+    )
+    scan.add_argument(
+        "--type",
+        choices=("auto", "kubernetes", "dockerfile"),
+        default="auto",
+        help="what the inputs are (auto: Dockerfile/Containerfile by name, else Kubernetes YAML/JSON)",
     )
     scan.add_argument(
         "--max-file-size",
@@ -111,7 +117,12 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if args.threshold:
         policy = policy.model_copy(update={"threshold": Severity(args.threshold)})
     engine = Engine(catalog, policy, as_of=args.as_of)
-    opts = ReadOptions(kustomize=args.kustomize == "auto", max_bytes=args.max_file_size, kinds=KUBERNETES_KINDS)
+    opts = ReadOptions(
+        kustomize=args.kustomize == "auto",
+        max_bytes=args.max_file_size,
+        kinds=KUBERNETES_KINDS,
+        input_type=args.type,
+    )
     result = scan_paths(engine, args.paths, opts, jobs=args.jobs if args.jobs is not None else default_jobs())
     fmt = Format(args.format)
     if args.output:

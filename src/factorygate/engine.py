@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from factorygate.catalog import Catalog
-from factorygate.checks import BUNDLE_CHECKS, INPUT_ERROR, WORKLOAD_CHECKS
+from factorygate.checks import BUNDLE_CHECKS, DOCKERFILE_CHECKS, INPUT_ERROR, WORKLOAD_CHECKS
 from factorygate.checks.network import NetworkPolicyFacts, k8s_network_policy_coverage, network_policy_from
 from factorygate.facts.workload import WORKLOAD_KINDS, Workload, workload_from
+from factorygate.inputs.dockerfile import Dockerfile
 from factorygate.inputs.kubernetes import LoadError, Manifest, Skipped
 from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
 from factorygate.model import Finding, Location, Outcome, Resource, Severity, Status, SubjectKind
@@ -22,6 +24,8 @@ from factorygate.policy.schema import Policy, WaiverRule
 from factorygate.policy.waivers import WaiverBook
 
 INLINE_WAIVER_PREFIX = "factorygate.dev/waive."
+DOCKERFILE_WAIVER = re.compile(r"^factorygate:waive\s+(?P<check>\S+)\s*(?P<rest>.*)$")
+Item = Manifest | LoadError | Skipped | Dockerfile
 # Bounds that keep hostile input from turning into unbounded output: a pod with tens of thousands of
 # containers fits in a small file, and every container yields a finding per check.
 MAX_CONTAINERS_PER_WORKLOAD = 100
@@ -36,6 +40,7 @@ class ScanStats:
 
     resources: int = 0
     workloads: int = 0
+    dockerfiles: int = 0
     exempt_workloads: int = 0
     input_errors: int = 0
     seconds: float = 0.0
@@ -44,6 +49,7 @@ class ScanStats:
     def add(self, other: ScanStats) -> None:
         self.resources += other.resources
         self.workloads += other.workloads
+        self.dockerfiles += other.dockerfiles
         self.exempt_workloads += other.exempt_workloads
         self.input_errors += other.input_errors
         self.subjects |= other.subjects
@@ -100,6 +106,9 @@ class Engine:
         self.params = policy.parameters
         self.workload_checks = [(catalog.checks[cid], fn) for cid, fn in WORKLOAD_CHECKS.items() if policy.enabled(cid)]
         self.bundle_checks = [cid for cid in BUNDLE_CHECKS if policy.enabled(cid)]
+        self.dockerfile_checks = [
+            (catalog.checks[cid], fn) for cid, fn in DOCKERFILE_CHECKS.items() if policy.enabled(cid)
+        ]
         self.severity = {cid: policy.severity_of(cid, meta.severity) for cid, meta in catalog.checks.items()}
         self.policy_waivers = WaiverBook.from_rules(policy.waivers, "policy", self.as_of)
         self._produced = 0  # findings so far, against finding_budget
@@ -197,12 +206,12 @@ class Engine:
         )
 
     # -- the run ------------------------------------------------------------------------------
-    def run(self, items: Iterable[Manifest | LoadError | Skipped], inputs: list[str]) -> ScanResult:
+    def run(self, items: Iterable[Item], inputs: list[str], subjects: Iterable[str] = ("manifest",)) -> ScanResult:
         """Evaluate every item, then the checks over the whole set."""
         started = time.perf_counter()
-        return self.finish([self.evaluate(items)], inputs, started)
+        return self.finish([self.evaluate(items)], inputs, started, subjects)
 
-    def evaluate(self, items: Iterable[Manifest | LoadError | Skipped]) -> PartialScan:
+    def evaluate(self, items: Iterable[Item]) -> PartialScan:
         """Per-object work: what can be done for each item alone (safe to run in a worker process)."""
         part = PartialScan()
         stats = part.stats
@@ -210,6 +219,10 @@ class Engine:
             if isinstance(item, LoadError):
                 stats.input_errors += 1
                 part.findings.append(self._input_error(Location(item.file, item.line), item.message))
+                continue
+            if isinstance(item, Dockerfile):
+                stats.dockerfiles += 1
+                part.findings.extend(self._evaluate_dockerfile(item))
                 continue
             stats.resources += 1
             if isinstance(item, Skipped):
@@ -250,9 +263,14 @@ class Engine:
             )
         return None
 
-    def finish(self, parts: Iterable[PartialScan], inputs: list[str], started: float) -> ScanResult:
-        """Merge per-object results, in input order, and run the checks over the whole set."""
-        stats = ScanStats(subjects={"manifest"})
+    def finish(
+        self, parts: Iterable[PartialScan], inputs: list[str], started: float, subjects: Iterable[str] = ("manifest",)
+    ) -> ScanResult:
+        """Merge per-object results, in input order, and run the checks over the whole set.
+
+        ``subjects`` names the kinds of input the scan covered (manifest, dockerfile): requirements
+        only other kinds can evidence are reported as not reviewed."""
+        stats = ScanStats(subjects=set(subjects))
         findings: list[Finding] = []
         contexts: list[_WorkloadContext] = []
         policies: list[NetworkPolicyFacts] = []
@@ -269,6 +287,73 @@ class Engine:
                     )
         stats.seconds = time.perf_counter() - started
         return ScanResult(findings, self.catalog, self.policy, inputs, stats, self.as_of)
+
+    def _dockerfile_waivers(self, df: Dockerfile, resource: Resource) -> tuple[dict[int, WaiverBook], list[Finding]]:
+        """Waivers written as ``# factorygate:waive <check-id> <justification>`` comments in the comment
+        block right above an instruction (optional ``approver=NAME`` and ``expires=YYYY-MM-DD``)."""
+        comments = dict(df.comments)
+        by_line: dict[int, WaiverBook] = {}
+        errors: list[Finding] = []
+        for stage in df.stages:
+            for ins in stage.instructions:
+                rules: list[WaiverRule] = []
+                line = ins.line - 1
+                while line in comments:
+                    m = DOCKERFILE_WAIVER.match(comments[line].strip())
+                    if m:
+                        problem = self._dockerfile_waiver(m.group("check"), m.group("rest"), rules)
+                        if problem:
+                            loc = Location(df.path, line, "comment")
+                            errors.append(self._input_error(loc, problem, resource))
+                    line -= 1
+                if rules:
+                    by_line[ins.line] = WaiverBook.from_rules(rules, "inline", self.as_of, scope=resource)
+        return by_line, errors
+
+    def _dockerfile_waiver(self, check_id: str, rest: str, rules: list[WaiverRule]) -> str | None:
+        if not self.policy.inline_waivers:
+            return "inline waivers are disabled by the policy (inline_waivers: false)"
+        if check_id not in self.catalog.checks:
+            return f"factorygate:waive names an unknown check id {check_id!r}"
+        fields = {"approver": "inline (no approver named)", "expires": "9999-12-31"}
+        for key in ("approver", "expires"):
+            m = re.search(rf"\b{key}=(\"[^\"]*\"|\S+)", rest)
+            if m:
+                fields[key] = m.group(1).strip('"')
+                rest = rest[: m.start()] + rest[m.end() :]
+        try:
+            rules.append(WaiverRule.model_validate({"check": check_id, "justification": rest.strip(), **fields}))
+        except ValidationError as e:
+            err = e.errors()[0]
+            return f"invalid factorygate:waive comment: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
+        return None
+
+    def _evaluate_dockerfile(self, df: Dockerfile) -> Iterator[Finding]:
+        resource = Resource(kind="Dockerfile", name=df.path)
+        waivers, errors = self._dockerfile_waivers(df, resource)
+        yield from errors
+        empty = WaiverBook.empty()
+        for meta_check, fn in self.dockerfile_checks:
+            try:
+                outcomes = list(fn(df, self.params))
+            except Exception as e:  # noqa: BLE001 - a crashed check must surface as an error, never a pass
+                yield Finding(
+                    check=meta_check.id,
+                    status=Status.ERROR,
+                    severity=self.severity[meta_check.id],
+                    message=f"check crashed: {type(e).__name__}: {e}",
+                    location=Location(df.path, 1),
+                    requirements=meta_check.requirements,
+                    nist=meta_check.nist,
+                    cci=meta_check.cci,
+                    resource=resource,
+                    title=meta_check.title,
+                )
+                continue
+            for o in outcomes:
+                loc = Location(df.path, o.line, o.path)
+                book = waivers.get(o.line or 0, empty)
+                yield self._finding(meta_check.id, o, resource, loc, book)
 
     def _evaluate(self, m: Manifest, w: Workload, contexts: list[_WorkloadContext]) -> Iterator[Finding]:
         meta = m.data.get("metadata")
@@ -320,6 +405,7 @@ def requirement_statuses(result: ScanResult) -> dict[str, str]:
             seen.setdefault(r, set()).add(f.status)
     evaluated_kinds = {
         "manifest": {SubjectKind.KUBERNETES_WORKLOAD, SubjectKind.KUBERNETES_BUNDLE},
+        "dockerfile": {SubjectKind.DOCKERFILE},
     }
     ran_subjects = set().union(*(evaluated_kinds.get(s, set()) for s in result.stats.subjects))
     covered = {

@@ -57,6 +57,7 @@ class SubjectKind(enum.Enum):
 
     KUBERNETES_WORKLOAD = "kubernetes-workload"
     KUBERNETES_BUNDLE = "kubernetes-bundle"
+    DOCKERFILE = "dockerfile"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class Outcome:
     message: str
     path: str
     container: str | None = None
+    line: int | None = None  # set by checks of line-oriented subjects (Dockerfiles)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,10 +75,11 @@ def scan_paths(engine: Engine, paths: Sequence[str], opts: ReadOptions, jobs: in
     global _WORKER_STATE  # noqa: PLW0603 - inherited by forked workers, see above
     started = time.perf_counter()
     units = list(plan_inputs(paths, opts))
+    subjects = {"dockerfile" if u.kind.startswith("dockerfile") else "manifest" for u in units} or {"manifest"}
     usable = "fork" in multiprocessing.get_all_start_methods()
     if jobs <= 1 or len(units) < PARALLEL_MIN_UNITS or not usable:
         part = engine.evaluate(chain.from_iterable(load_unit(u, opts) for u in units))
-        return engine.finish([part], list(paths), started)
+        return engine.finish([part], list(paths), started, subjects)
     engine.finding_budget = max(1, engine.finding_budget // jobs)  # each worker counts its own findings
     _WORKER_STATE = (engine, opts)
     try:
@@ -86,4 +87,4 @@ def scan_paths(engine: Engine, paths: Sequence[str], opts: ReadOptions, jobs: in
             parts = list(pool.imap(_evaluate_batch, _batches(units)))
     finally:
         _WORKER_STATE = None
-    return engine.finish(parts, list(paths), started)
+    return engine.finish(parts, list(paths), started, subjects)

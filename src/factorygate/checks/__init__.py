@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from factorygate.checks import dockerfile as d
 from factorygate.checks import kubernetes as k
 from factorygate.facts.workload import Workload
+from factorygate.inputs.dockerfile import Dockerfile
 from factorygate.model import Outcome
 from factorygate.policy.schema import Parameters
 
 WorkloadCheck = Callable[[Workload, Parameters], Iterator[Outcome]]
+DockerfileCheck = Callable[[Dockerfile, Parameters], Iterator[Outcome]]
 
 WORKLOAD_CHECKS: dict[str, WorkloadCheck] = {
     "k8s-no-container-runtime-socket": k.k8s_no_container_runtime_socket,
@@ -41,6 +44,25 @@ WORKLOAD_CHECKS: dict[str, WorkloadCheck] = {
     "k8s-no-host-process": k.k8s_no_host_process,
 }
 
+DOCKERFILE_CHECKS: dict[str, DockerfileCheck] = {
+    "df-no-ssh-server": d.df_no_ssh_server,
+    "df-non-root-user": d.df_non_root_user,
+    "df-no-setuid": d.df_no_setuid,
+    "df-no-remote-add": d.df_no_remote_add,
+    "df-no-pipe-to-shell": d.df_no_pipe_to_shell,
+    "df-offline-build": d.df_offline_build,
+    "df-non-privileged-ports": d.df_non_privileged_ports,
+    "df-single-service-port": d.df_single_service_port,
+    "df-healthcheck": d.df_healthcheck,
+    "df-tls-verification": d.df_tls_verification,
+    "df-package-cache": d.df_package_cache,
+    "df-no-secrets": d.df_no_secrets,
+    "df-base-image-registry": d.df_base_image_registry,
+    "df-base-image-digest": d.df_base_image_digest,
+    "df-verified-packages": d.df_verified_packages,
+    "df-essential-tools": d.df_essential_tools,
+}
+
 # Checks evaluated over all inputs at once (see factorygate.engine).
 BUNDLE_CHECKS = frozenset({"k8s-network-policy-coverage"})
 
@@ -48,4 +70,12 @@ BUNDLE_CHECKS = frozenset({"k8s-network-policy-coverage"})
 INPUT_ERROR = "input-error"
 CHECK_ERROR = "check-error"
 
-__all__ = ["BUNDLE_CHECKS", "CHECK_ERROR", "INPUT_ERROR", "WORKLOAD_CHECKS", "WorkloadCheck"]
+__all__ = [
+    "BUNDLE_CHECKS",
+    "CHECK_ERROR",
+    "DOCKERFILE_CHECKS",
+    "INPUT_ERROR",
+    "WORKLOAD_CHECKS",
+    "DockerfileCheck",
+    "WorkloadCheck",
+]

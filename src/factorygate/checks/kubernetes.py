@@ -8,11 +8,10 @@ through ``as_map``/``as_list`` so a wrong type reads as "not set".
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 from collections.abc import Iterator
 
-from factorygate.facts.images import parse_image
+from factorygate.facts.images import parse_image, registry_allowed
 from factorygate.facts.secrets import credential_reason
 from factorygate.facts.workload import ContainerFacts, Workload, as_list, as_map
 from factorygate.model import Outcome
@@ -324,18 +323,6 @@ def _image(c: ContainerFacts) -> str | None:
     return image if isinstance(image, str) and image.strip() else None
 
 
-def _registry_allowed(name: str, entry: str) -> bool:
-    """``name`` (registry/repository) lies under ``entry`` (host[/path] prefix, globs per segment).
-
-    Matching is segment by segment so that a glob never spans a "/": ``*.dso.mil`` accepts
-    registry1.dso.mil but not docker.io/evil/app.dso.mil.
-    """
-    host, _, rest = entry.strip().rstrip("/").partition("/")
-    want = [host.lower(), *(rest.split("/") if rest else [])]
-    have = name.split("/")
-    return len(have) >= len(want) and all(fnmatch.fnmatchcase(h, w) for h, w in zip(have, want, strict=False))
-
-
 def k8s_allowed_registry(w: Workload, p: Parameters) -> Iterator[Outcome]:
     allowed = p.allowed_registries
     for c in w.containers:
@@ -344,7 +331,7 @@ def k8s_allowed_registry(w: Workload, p: Parameters) -> Iterator[Outcome]:
             yield _bad(c, c.path, "no image set")
             continue
         ref = parse_image(image)
-        ok = any(_registry_allowed(ref.name, a) for a in allowed)
+        ok = registry_allowed(ref, allowed)
         if ok:
             yield _ok(c, f"{c.path}.image", f"image {image} comes from an allowed registry")
         else:

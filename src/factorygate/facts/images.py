@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$|^sha512:[0-9a-f]{128}$")
@@ -52,3 +54,20 @@ def parse_image(ref: str) -> ImageRef:
         digest=digest or None,
         digest_valid=bool(digest) and bool(_DIGEST.match(digest)),
     )
+
+
+def _under(name: str, entry: str) -> bool:
+    """``name`` (registry/repository) lies under ``entry`` (host[/path] prefix, globs per segment).
+
+    Matching is segment by segment so that a glob never spans a "/": ``*.dso.mil`` accepts
+    registry1.dso.mil but not docker.io/evil/app.dso.mil.
+    """
+    host, _, rest = entry.strip().rstrip("/").partition("/")
+    want = [host.lower(), *(rest.split("/") if rest else [])]
+    have = name.split("/")
+    return len(have) >= len(want) and all(fnmatch.fnmatchcase(h, w) for h, w in zip(have, want, strict=False))
+
+
+def registry_allowed(ref: ImageRef, allowed: Iterable[str]) -> bool:
+    """Whether the image comes from one of the allowed registries (host or host/path prefixes)."""
+    return any(_under(ref.name, entry) for entry in allowed)

@@ -52,7 +52,6 @@ def credential_reason(name: str, value: str) -> str | None:
     return None
 
 
-
 _TOKENISH = re.compile(r"^[A-Za-z0-9+/=_-]{24,}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import yaml
 
+from factorygate.inputs.dockerfile import Dockerfile, DockerfileError, parse_dockerfile
 from factorygate.inputs.safeyaml import LoadedDocument, SkippedDocument, YamlProblem, load_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -253,6 +254,32 @@ class ReadOptions:
     kustomize: bool = True
     max_bytes: int = DEFAULT_MAX_BYTES
     kinds: Container[str] | None = None  # construct only these kinds (None: all)
+    input_type: str = "auto"  # auto (by file name) | kubernetes | dockerfile
+
+
+def is_dockerfile_name(name: str) -> bool:
+    """Dockerfile, Containerfile, *.Dockerfile, Dockerfile.*, *.Containerfile, Containerfile.*."""
+    base = name.lower()
+    return (
+        base in ("dockerfile", "containerfile")
+        or base.endswith((".dockerfile", ".containerfile"))
+        or base.startswith(("dockerfile.", "containerfile."))
+    )
+
+
+def _unit_for_file(path: str, name: str, walked: bool, opts: ReadOptions) -> Unit | None:
+    """The unit a file is, by --type and its name; None when a directory walk skips it."""
+    if opts.input_type == "dockerfile":
+        dockerfile = not walked or is_dockerfile_name(name)
+        if not dockerfile:
+            return None
+    else:
+        dockerfile = opts.input_type == "auto" and is_dockerfile_name(name)
+    if dockerfile:
+        return Unit("dockerfile", path)
+    if walked and (not name.endswith(MANIFEST_SUFFIXES) or name.startswith(".")):
+        return None
+    return Unit("walked" if walked else "file", path)
 
 
 def render_kustomization(directory: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped] | LoadError:
@@ -344,8 +371,9 @@ def _walk(root: Path, opts: ReadOptions) -> Iterator[Unit]:
             yield Unit("kustomization", dirpath)
             continue
         for name in sorted(filenames):
-            if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
-                yield Unit("walked", os.path.join(dirpath, name))
+            unit = _unit_for_file(os.path.join(dirpath, name), name, True, opts)
+            if unit is not None:
+                yield unit
     yield from (Unit("error", str(e.file), error=e) for e in _walk_errors(errors))
 
 
@@ -354,22 +382,30 @@ def plan_inputs(paths: Iterable[str], opts: ReadOptions, stdin: BinaryIO | None 
     for raw in paths:
         if raw == "-":
             data = _read_bounded(stdin if stdin is not None else sys.stdin.buffer, "-", opts.max_bytes)
-            yield Unit("error", "-", error=data) if isinstance(data, LoadError) else Unit("bytes", "-", data)
+            kind = "dockerfile-bytes" if opts.input_type == "dockerfile" else "bytes"
+            yield Unit("error", "-", error=data) if isinstance(data, LoadError) else Unit(kind, "-", data)
             continue
         path = Path(raw)
         if path.is_dir():
             yield from _walk(path, opts)
         elif path.exists():
-            yield Unit("file", raw)
+            yield _unit_for_file(raw, path.name, False, opts) or Unit("file", raw)
         else:
             yield Unit("error", raw, error=LoadError(raw, "no such file or directory"))
 
 
-def load_unit(unit: Unit, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:
+def load_unit(unit: Unit, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped | Dockerfile]:
     """The objects of one unit; problems are yielded, never raised. When a kustomization cannot be
     rendered, the error is reported and its files are read as plain manifests (nothing goes unchecked)."""
     if unit.error is not None:
         yield unit.error
+    elif unit.kind in ("dockerfile", "dockerfile-bytes"):
+        data = unit.data if unit.data is not None else read_file(Path(unit.name), opts.max_bytes)
+        if isinstance(data, LoadError):
+            yield data
+            return
+        parsed = parse_dockerfile(data, unit.name)
+        yield LoadError(parsed.path, parsed.message, parsed.line) if isinstance(parsed, DockerfileError) else parsed
     elif unit.kind == "bytes":
         yield from manifests_from_bytes(unit.data or b"", unit.name, kinds=opts.kinds)
     elif unit.kind == "file":
@@ -392,7 +428,7 @@ def load_unit(unit: Unit, opts: ReadOptions) -> Iterator[Manifest | LoadError | 
 
 def iter_manifests(
     paths: Iterable[str], opts: ReadOptions | None = None, *, stdin: BinaryIO | None = None
-) -> Iterator[Manifest | LoadError | Skipped]:
+) -> Iterator[Manifest | LoadError | Skipped | Dockerfile]:
     """Every Kubernetes object of every input, in order; problems are yielded, never raised."""
     opts = opts or ReadOptions()
     for unit in plan_inputs(paths, opts, stdin):

@@ -63,6 +63,7 @@ def summary_dict(result: ScanResult) -> dict[str, Any]:
         "exit_code": result.exit_code(),
         "resources": s.resources,
         "workloads": s.workloads,
+        "dockerfiles": s.dockerfiles,
         "exempt_workloads": s.exempt_workloads,
         "input_errors": s.input_errors,
         "seconds": round(s.seconds, 3),

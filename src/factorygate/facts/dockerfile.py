@@ -1,0 +1,85 @@
+"""Facts about a parsed Dockerfile: the stages the shipped image is built from, and RUN commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from factorygate.facts.shell import Command, Pipeline, split_script
+from factorygate.inputs.dockerfile import Dockerfile, Instruction, Stage
+
+
+def lineage(df: Dockerfile, stage: Stage | None = None) -> list[Stage]:
+    """The stage and the earlier stages it is built FROM (``FROM builder``), nearest last.
+
+    USER, HEALTHCHECK and EXPOSE are inherited along this chain, as the builder does."""
+    by_name = {s.name: s for s in df.stages if s.name}
+    chain: list[Stage] = []
+    current: Stage | None = stage or df.final
+    while current is not None and current not in chain:
+        chain.append(current)
+        base = current.base.lower()
+        parent = by_name.get(base)
+        if parent is None and base.isdigit() and int(base) < current.index:
+            parent = df.stages[int(base)]
+        current = parent if parent is not None and parent.index < current.index else None
+    return list(reversed(chain))
+
+
+def shipped_instructions(df: Dockerfile) -> list[Instruction]:
+    """Instructions of the final stage and of the stages it is built FROM, in build order."""
+    return [i for s in lineage(df) for i in s.instructions]
+
+
+def is_stage_reference(df: Dockerfile, stage: Stage) -> bool:
+    """Whether a FROM names an earlier stage (or ``scratch``) rather than an image."""
+    base = stage.base.lower()
+    if base == "scratch":
+        return True
+    earlier = {s.name for s in df.stages[: stage.index] if s.name}
+    return base in earlier or (base.isdigit() and int(base) < stage.index)
+
+
+@dataclass(frozen=True, slots=True)
+class RunScript:
+    """The shell script one RUN executes (shell form, exec form of a shell, or heredoc bodies)."""
+
+    instruction: Instruction
+    script: str
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        return split_script(self.script)
+
+    @property
+    def commands(self) -> list[Command]:
+        return [c for p in self.pipelines for c in p.commands]
+
+
+_SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
+
+
+def run_script(ins: Instruction) -> RunScript:
+    """What a RUN instruction executes, as one shell script."""
+    parts: list[str] = []
+    if ins.json_args is not None:
+        argv = list(ins.json_args)
+        program = argv[0].rsplit("/", 1)[-1] if argv else ""
+        if program in _SHELLS and "-c" in argv[1:]:
+            parts.append(" ".join(argv[argv.index("-c") + 1 :]))
+        else:
+            parts.append(" ".join(_quote(a) for a in argv))
+    else:
+        parts.append(ins.args)
+    parts.extend(h.body for h in ins.heredocs)
+    return RunScript(ins, "\n".join(parts))
+
+
+def _quote(word: str) -> str:
+    return "'" + word.replace("'", "'\\''") + "'" if any(c in word for c in " \t\n;&|<>()$`\"'\\") else word
+
+
+def runs(instructions: list[Instruction] | tuple[Instruction, ...]) -> Iterator[RunScript]:
+    for ins in instructions:
+        if ins.keyword == "RUN":
+            yield run_script(ins)
