@@ -35,6 +35,9 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "k8s"
+DEFAULT_DOCKER_CORPUS = REPO_ROOT.parent / "shared" / "corpus" / "docker"
+# "kubernetes" or "dockerfile": which Checkov framework, and what factorygate is told the inputs are.
+FRAMEWORK: list[str] = ["kubernetes"]
 DEFAULT_CHECKOV_VENV = REPO_ROOT / ".bench" / "checkov-venv"
 PARSE_FLOOR_SCRIPT = BENCH_DIR / "parse_floor.py"
 
@@ -334,6 +337,8 @@ def factorygate_scan_argv(cmd: list[str], corpus: Path, report: Path, kustomize:
     # --kustomize never reads the same files Checkov's kubernetes framework and the parse floor read;
     # --kustomize auto also runs `kubectl kustomize` on every kustomization directory (a different input).
     argv = [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report), "--kustomize", kustomize]
+    if FRAMEWORK[0] == "dockerfile":
+        argv = [*cmd, "scan", str(corpus), "--format", "json", "--output", str(report), "--type", "dockerfile"]
     return argv + FACTORYGATE_JOBS
 
 
@@ -374,8 +379,9 @@ def count_findings(report: Path) -> int:
 def measure_checkov(cmd: list[str], corpus: Path, sample_tree: bool) -> tuple[Measurement, dict[str, int]]:
     # --quiet drops the passed_checks list from the JSON (the summary still counts them),
     # which keeps the report (and checkov's serialisation work) small; stdout is the report.
-    argv = [*cmd, "-d", str(corpus), "--framework", "kubernetes", "--quiet", "--compact", "-o", "json"]
-    m = run_measured("checkov -d (kubernetes)", argv, env=CHECKOV_ENV, sample_tree_rss=sample_tree)
+    framework = FRAMEWORK[0]
+    argv = [*cmd, "-d", str(corpus), "--framework", framework, "--quiet", "--compact", "-o", "json"]
+    m = run_measured(f"checkov -d ({framework})", argv, env=CHECKOV_ENV, sample_tree_rss=sample_tree)
     # checkov exits 1 when any check failed; anything else is a crash.
     _check_exit(m, frozenset({0, 1}))
     return m, checkov_summary(m.stdout)
@@ -527,7 +533,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Wall time and peak RSS of factorygate scan vs the YAML parse floor vs Checkov.",
     )
-    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"directory to scan (default: {DEFAULT_CORPUS})")
+    p.add_argument("--corpus", type=Path, default=None, help=f"directory to scan (default: {DEFAULT_CORPUS})")
+    p.add_argument(
+        "--framework",
+        choices=("kubernetes", "dockerfile"),
+        default="kubernetes",
+        help=f"what to compare: Kubernetes manifests (with the YAML parse floor) or Dockerfiles "
+        f"(default corpus {DEFAULT_DOCKER_CORPUS}, no parse floor)",
+    )
     p.add_argument(
         "--factorygate",
         metavar="CMD",
@@ -596,6 +609,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, metavar="FILE", default=None, help="also write the results as JSON")
     p.add_argument("--fail-on-targets", action="store_true", help="exit 3 when a measured target is missed")
     args = p.parse_args(argv)
+    FRAMEWORK[0] = args.framework
+    if args.corpus is None:
+        args.corpus = DEFAULT_DOCKER_CORPUS if args.framework == "dockerfile" else DEFAULT_CORPUS
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
     if args.jobs is not None:
@@ -679,7 +695,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     files, size = warm_page_cache(corpus)
     print(f"[bench] page cache warmed: {files} files, {size / 1e6:.1f} MB under {corpus}", file=sys.stderr)
 
-    _step(res, "parse floor", lambda: floor_step(args, corpus, res))
+    if args.framework == "kubernetes":
+        _step(res, "parse floor", lambda: floor_step(args, corpus, res))
     if args.skip_factorygate:
         res.skipped.append("factorygate")
         print("[bench] factorygate skipped (--skip-factorygate)", file=sys.stderr)

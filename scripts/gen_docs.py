@@ -64,6 +64,9 @@ def generate() -> str:
         if c.parameters:
             out.append(f"- Policy parameters: {', '.join(f'`{p}`' for p in c.parameters)}")
         out.append("")
+        for label, text in sorted(c.examples, key=lambda e: e[0] != "bad"):
+            lang = "dockerfile" if c.subject.value == "dockerfile" else "yaml"
+            out += [f"{'Fails' if label == 'bad' else 'Passes'}:", "", f"```{lang}", text.rstrip("\n"), "```", ""]
     return "\n".join(out)
 
 

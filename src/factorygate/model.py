@@ -156,5 +156,6 @@ class CheckMeta:
     description: str
     remediation: str
     parameters: tuple[str, ...] = ()
+    examples: tuple[tuple[str, str], ...] = ()  # ("bad", text), ("good", text)
     nist: tuple[str, ...] = field(default=())
     cci: tuple[str, ...] = field(default=())

@@ -54,6 +54,7 @@ class _CheckModel(_Strict):
     description: str = Field(min_length=1)
     remediation: str = Field(min_length=1)
     parameters: list[str] = []
+    examples: dict[Literal["bad", "good"], str] = {}
 
 
 class _ChecksFile(_Strict):
@@ -120,6 +121,7 @@ def load_catalog() -> Catalog:
             description=" ".join(c.description.split()),
             remediation=c.remediation,
             parameters=tuple(c.parameters),
+            examples=tuple(sorted(c.examples.items())),
             nist=nist,
             cci=cci,
         )
