@@ -18,5 +18,13 @@ code=$?
 $FG scan examples/k8s/insecure --policy examples/policy.yaml --format json --output out/insecure.json 2>/dev/null
 $FG scan examples/k8s/insecure --policy examples/policy.yaml --format junit --output out/insecure.junit.xml 2>/dev/null
 echo "exit $code (1 = the gate found policy failures, as it should)"; [[ $code -eq 1 ]] || status=1
-echo "reports written to out/: hardened.sarif insecure.json insecure.junit.xml"
+echo
+echo "== factorygate scan examples/docker/hardened (expect exit 0)"
+$FG scan examples/docker/hardened --format sarif --output out/docker-hardened.sarif
+code=$?; echo "exit $code"; [[ $code -eq 0 ]] || status=1
+echo
+echo "== factorygate scan examples/docker/insecure (expect exit 1)"
+$FG scan examples/docker/insecure
+code=$?; echo "exit $code (1 = the gate found policy failures, as it should)"; [[ $code -eq 1 ]] || status=1
+echo "reports written to out/: hardened.sarif insecure.json insecure.junit.xml docker-hardened.sarif"
 exit $status

@@ -76,7 +76,7 @@ def df_no_ssh_server(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
         yield _at(df.final.instructions[0], True, "no SSH server installed, started or exposed")
 
 
-def run_script_commands(ins: Instruction) -> list[Command]:
+def run_script_commands(ins: Instruction) -> tuple[Command, ...]:
     return run_script(ins).commands
 
 
@@ -308,11 +308,16 @@ def _tls_downgrade(c: Command) -> str | None:
 def df_tls_verification(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
     found = False
     for run in runs(list(_all_instructions(df))):
-        for c in run.commands:
-            what = _tls_downgrade(c)
-            if what:
-                found = True
-                yield _at(run.instruction, False, f"disables TLS verification or uses plain HTTP: {what}")
+        whats = [w for w in (_tls_downgrade(c) for c in run.commands) if w]
+        # a plain-HTTP source written into a package manager's configuration (echo ... > sources.list):
+        # redirections are not part of argv, so look at each command of the script as written
+        for segment in re.split(r"&&|\|\||;|\n", run.script):
+            url = _HTTP_SOURCE.search(segment)
+            if url and _SOURCE_FILES.search(segment) and not whats:
+                whats.append(f"a plain-HTTP package source ({url.group()})")
+        for what in whats[:1]:
+            found = True
+            yield _at(run.instruction, False, f"disables TLS verification or uses plain HTTP: {what}")
     if not found:
         yield _at(df.final.instructions[0], True, "no TLS downgrade")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -48,17 +50,29 @@ class RunScript:
     script: str
 
     @property
-    def pipelines(self) -> list[Pipeline]:
-        return split_script(self.script)
+    def pipelines(self) -> tuple[Pipeline, ...]:
+        return _pipelines(self.script)
 
     @property
-    def commands(self) -> list[Command]:
-        return [c for p in self.pipelines for c in p.commands]
+    def commands(self) -> tuple[Command, ...]:
+        return _commands(self.script)
+
+
+# Every check reads the same RUN scripts: split each once.
+@functools.lru_cache(maxsize=4096)
+def _pipelines(script: str) -> tuple[Pipeline, ...]:
+    return tuple(split_script(script))
+
+
+@functools.lru_cache(maxsize=4096)
+def _commands(script: str) -> tuple[Command, ...]:
+    return tuple(c for p in _pipelines(script) for c in p.commands)
 
 
 _SHELLS = {"sh", "bash", "ash", "dash", "zsh"}
 
 
+@functools.lru_cache(maxsize=4096)
 def run_script(ins: Instruction) -> RunScript:
     """What a RUN instruction executes, as one shell script."""
     parts: list[str] = []
@@ -70,7 +84,10 @@ def run_script(ins: Instruction) -> RunScript:
         else:
             parts.append(" ".join(_quote(a) for a in argv))
     else:
-        parts.append(ins.args)
+        args = ins.args
+        for h in ins.heredocs:  # the Dockerfile's own heredocs: their bodies are appended below
+            args = re.sub(rf"<<-?\s*([\"']?){re.escape(h.delimiter)}\1", " ", args)
+        parts.append(args)
     parts.extend(h.body for h in ins.heredocs)
     return RunScript(ins, "\n".join(parts))
 
