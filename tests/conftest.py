@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from factorygate.inputs.kubernetes import manifests_from_bytes
 from factorygate.policy import default_policy_text, parse_policy
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every catalog load in the tests (and in the CLI subprocesses they start) applies the strict schema.
+os.environ["FACTORYGATE_VALIDATE_CATALOG"] = "1"
 
 
 def scan_text(text: str, policy_text: str | None = None, as_of: dt.date | None = None) -> ScanResult:

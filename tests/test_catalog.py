@@ -124,3 +124,23 @@ def test_check_reference_doc_is_generated_from_the_catalog() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_packaged_catalog_validates_against_its_strict_schema() -> None:
+    load_catalog.cache_clear()
+    validated = load_catalog(validate=True)
+    assert validated == load_catalog()
+
+
+def test_the_schema_rejects_a_broken_catalog() -> None:
+    import pytest
+
+    from factorygate.catalog.schema import validate
+    from factorygate.errors import CatalogError
+
+    good_reqs = {"schema_version": 1, "sources": {}, "requirements": []}
+    with pytest.raises(CatalogError, match="severity"):
+        validate(good_reqs, {"schema_version": 1, "checks": [{
+            "id": "k8s-x-y", "subject": "kubernetes-workload", "requirements": ["CICDG-3.7"], "severity": "dire",
+            "title": "t", "description": "d", "remediation": "r",
+        }]})  # fmt: skip

@@ -3,63 +3,15 @@
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from factorygate.errors import CatalogError
 from factorygate.model import CheckMeta, Requirement, Severity, SubjectKind
-
-_REQ_ID = r"^(CICDG-[23]\.\d{1,2}|PSS-[a-z][a-z-]*|CK-[a-z][a-z-]*)$"
-_CHECK_ID = r"^[a-z0-9]+(-[a-z0-9]+)+$"
-Automation = Literal["manifest", "image", "dockerfile", "cluster"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _RequirementModel(_Strict):
-    id: str = Field(pattern=_REQ_ID)
-    title: str = Field(min_length=1)
-    ia_control: str = Field(min_length=2)
-    cci: list[str] = Field(min_length=1)
-    automation: list[Automation]
-    summary: str = Field(min_length=1)
-    profile: Literal["baseline", "restricted"] | None = None
-    mapping: Literal["source", "derived"] = "source"
-
-
-class _Source(_Strict):
-    title: str
-    version: str
-    date: str | None = None
-
-
-class _RequirementsFile(_Strict):
-    schema_version: Literal[1]
-    sources: dict[str, _Source]
-    requirements: list[_RequirementModel]
-
-
-class _CheckModel(_Strict):
-    id: str = Field(pattern=_CHECK_ID)
-    subject: SubjectKind
-    requirements: list[str] = Field(min_length=1)
-    severity: Severity
-    title: str = Field(min_length=1)
-    description: str = Field(min_length=1)
-    remediation: str = Field(min_length=1)
-    parameters: list[str] = []
-    examples: dict[Literal["bad", "good"], str] = {}
-
-
-class _ChecksFile(_Strict):
-    schema_version: Literal[1]
-    checks: list[_CheckModel]
 
 
 @dataclass(frozen=True)
@@ -81,49 +33,60 @@ def _read(name: str) -> object:
 
 
 @functools.cache
-def load_catalog() -> Catalog:
-    """Load the packaged catalog once; raise :class:`CatalogError` when it is inconsistent."""
+def load_catalog(validate: bool = False) -> Catalog:
+    """Load the packaged catalog once; raise :class:`CatalogError` when it is inconsistent.
+
+    The strict schema (catalog/schema.py, pydantic) is applied with ``validate=True`` or when
+    FACTORYGATE_VALIDATE_CATALOG is set; the tests always validate the packaged files. Without it,
+    references and duplicates are still checked here."""
+    raw_reqs, raw_checks = _read("requirements.yaml"), _read("checks.yaml")
+    if validate or os.environ.get("FACTORYGATE_VALIDATE_CATALOG"):
+        from factorygate.catalog.schema import validate as validate_schema
+
+        validate_schema(raw_reqs, raw_checks)
     try:
-        reqs = _RequirementsFile.model_validate(_read("requirements.yaml"))
-        checks = _ChecksFile.model_validate(_read("checks.yaml"))
-    except ValidationError as e:
-        raise CatalogError(f"packaged catalog is invalid: {e}") from e
+        return _build(raw_reqs, raw_checks)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CatalogError(f"packaged catalog is invalid: {type(e).__name__}: {e}") from e
+
+
+def _build(raw_reqs: Any, raw_checks: Any) -> Catalog:
     requirements: dict[str, Requirement] = {}
-    for r in reqs.requirements:
-        if r.id in requirements:
-            raise CatalogError(f"duplicate requirement id {r.id}")
-        requirements[r.id] = Requirement(
-            id=r.id,
-            title=r.title,
-            ia_control=r.ia_control,
-            cci=tuple(r.cci),
-            automation=tuple(r.automation),
-            summary=r.summary,
-            source=r.id.split("-", 1)[0],
-            profile=r.profile,
-            mapping=r.mapping,
+    for r in raw_reqs["requirements"]:
+        if r["id"] in requirements:
+            raise CatalogError(f"duplicate requirement id {r['id']}")
+        requirements[r["id"]] = Requirement(
+            id=r["id"],
+            title=r["title"],
+            ia_control=r["ia_control"],
+            cci=tuple(r["cci"]),
+            automation=tuple(r["automation"]),
+            summary=r["summary"],
+            source=r["id"].split("-", 1)[0],
+            profile=r.get("profile"),
+            mapping=r.get("mapping", "source"),
         )
     metas: dict[str, CheckMeta] = {}
-    for c in checks.checks:
-        if c.id in metas:
-            raise CatalogError(f"duplicate check id {c.id}")
-        unknown = [q for q in c.requirements if q not in requirements]
+    for c in raw_checks["checks"]:
+        if c["id"] in metas:
+            raise CatalogError(f"duplicate check id {c['id']}")
+        unknown = [q for q in c["requirements"] if q not in requirements]
         if unknown:
-            raise CatalogError(f"check {c.id} names unknown requirements {unknown}")
-        nist = tuple(dict.fromkeys(requirements[q].ia_control for q in c.requirements))
-        cci = tuple(dict.fromkeys(x for q in c.requirements for x in requirements[q].cci))
-        metas[c.id] = CheckMeta(
-            id=c.id,
-            subject=c.subject,
-            requirements=tuple(c.requirements),
-            severity=c.severity,
-            title=c.title,
-            description=" ".join(c.description.split()),
-            remediation=c.remediation,
-            parameters=tuple(c.parameters),
-            examples=tuple(sorted(c.examples.items())),
+            raise CatalogError(f"check {c['id']} names unknown requirements {unknown}")
+        nist = tuple(dict.fromkeys(requirements[q].ia_control for q in c["requirements"]))
+        cci = tuple(dict.fromkeys(x for q in c["requirements"] for x in requirements[q].cci))
+        metas[c["id"]] = CheckMeta(
+            id=c["id"],
+            subject=SubjectKind(c["subject"]),
+            requirements=tuple(c["requirements"]),
+            severity=Severity(c["severity"]),
+            title=c["title"],
+            description=" ".join(c["description"].split()),
+            remediation=c["remediation"],
+            parameters=tuple(c.get("parameters", ())),
+            examples=tuple(sorted(c.get("examples", {}).items())),
             nist=nist,
             cci=cci,
         )
-    sources = {k: v.model_dump() for k, v in reqs.sources.items()}
+    sources = {k: dict(v) for k, v in raw_reqs["sources"].items()}
     return Catalog(requirements=requirements, checks=metas, sources=sources)

@@ -80,7 +80,7 @@ def render_text(result: ScanResult, out: TextIO, *, color: bool = False) -> None
     groups: dict[tuple[str, str], list[Finding]] = {}
     for f in result.findings:
         if f.status is not Status.PASS:
-            who = f.resource.display() if f.resource is not None else ""
+            who = f.resource.display() if f.resource is not None and f.resource.kind != "Dockerfile" else ""
             groups.setdefault((f.location.file, who), []).append(f)
     header = ("severity", "status", "check", "container", "line", "message")
     for (file, who), findings in groups.items():
