@@ -155,3 +155,38 @@ def test_json_that_libyaml_refuses_is_read_as_json(tmp_path: Path) -> None:
     found = list(iter_manifests([str(f)]))
     assert [type(i) for i in found] == [Manifest]
     assert found[0].data == deployment
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Dockerfile", True), ("Containerfile", True), ("Dockerfile.alpine", True), ("Dockerfile_arm", True),
+        ("Dockerfile-chroot", True), ("app.Dockerfile", True), ("dockerfile_test.py", False),
+        ("Dockerfiles", False), ("deploy.yaml", False),
+    ],
+)  # fmt: skip
+def test_dockerfile_names(name: str, expected: bool) -> None:
+    assert k8s.is_dockerfile_name(name) is expected
+
+
+def test_directories_mix_dockerfiles_and_manifests(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "deploy.yaml").write_text(DEPLOY.format(name="d"))
+    proc = run_cli("scan", str(tmp_path), "--format", "json")
+    doc = json.loads(proc.stdout)
+    assert doc["summary"]["dockerfiles"] == 1
+    assert doc["summary"]["workloads"] == 1
+    only_k8s = json.loads(run_cli("scan", str(tmp_path), "--format", "json", "--type", "kubernetes").stdout)
+    assert only_k8s["summary"]["dockerfiles"] == 0
+    only_df = json.loads(run_cli("scan", str(tmp_path), "--format", "json", "--type", "dockerfile").stdout)
+    assert (only_df["summary"]["dockerfiles"], only_df["summary"]["workloads"]) == (1, 0)
+    statuses = {r["id"]: r["status"] for r in only_df["requirements"]}
+    assert statuses["CICDG-3.7"] == "not_reviewed"  # no manifest was scanned
+    assert statuses["CICDG-2.2"] == "fail"
+
+
+def test_dockerfile_on_stdin_with_type(tmp_path: Path) -> None:
+    proc = run_cli("scan", "-", "--type", "dockerfile", "--format", "json", stdin=b"FROM scratch\nUSER 1001\n")
+    doc = json.loads(proc.stdout)
+    assert doc["summary"]["dockerfiles"] == 1
+    assert {f["location"]["file"] for f in doc["findings"]} == {"-"}

@@ -258,8 +258,8 @@ class _Lexer:
         i, n = 0, len(s)
         while i < n:
             m = fast(s, i)
-            kind = m.lastgroup if m else None
-            if m is None or kind is None:
+            kind = m.lastgroup if m else "slow"  # the regex always matches: the last alternative is empty
+            if m is None or kind == "slow":
                 i = self._slow_word(i)
                 continue
             i = m.end()

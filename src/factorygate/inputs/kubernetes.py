@@ -257,14 +257,16 @@ class ReadOptions:
     input_type: str = "auto"  # auto (by file name) | kubernetes | dockerfile
 
 
+_DOCKERFILE_NAME = re.compile(
+    r"^(docker|container)file([._-][\w.-]*)?$|^[\w.-]+\.(docker|container)file$", re.IGNORECASE
+)
+_NOT_DOCKERFILE_SUFFIXES = (".py", ".go", ".md", ".txt", ".sh", ".yaml", ".yml", ".json", ".toml", ".rs", ".js")
+
+
 def is_dockerfile_name(name: str) -> bool:
-    """Dockerfile, Containerfile, *.Dockerfile, Dockerfile.*, *.Containerfile, Containerfile.*."""
-    base = name.lower()
-    return (
-        base in ("dockerfile", "containerfile")
-        or base.endswith((".dockerfile", ".containerfile"))
-        or base.startswith(("dockerfile.", "containerfile."))
-    )
+    """Dockerfile, Containerfile, Dockerfile.<x>, Dockerfile-<x>, Dockerfile_<x>, <x>.Dockerfile (and the
+    Containerfile forms), case-insensitive; not source or data files such as dockerfile_test.py."""
+    return bool(_DOCKERFILE_NAME.match(name)) and not name.lower().endswith(_NOT_DOCKERFILE_SUFFIXES)
 
 
 def _unit_for_file(path: str, name: str, walked: bool, opts: ReadOptions) -> Unit | None:
