@@ -195,35 +195,38 @@ def _word(s: str, i: int) -> tuple[str, int]:
 
 
 def _heredoc_end(s: str, i: int, delimiter: str, tabs: bool) -> int:
-    """A heredoc body starts at ``i``: the index after its delimiter line (len(s) if none)."""
+    """A heredoc body starts at ``i`` (a line start): the index after its delimiter line, the line
+    that is exactly ``delimiter`` (after leading tabs with ``<<-``); len(s) if none. C-speed
+    searches: a candidate is ``delimiter`` at the end of a line, one per line at most."""
     n = len(s)
     j = i
-    while True:
-        k = s.find(delimiter, j)
+    while j <= n:
+        k = s.find(delimiter + "\n", j)
         if k < 0:
-            return n
-        end = k + len(delimiter)
-        if end == n or s[end] == "\n":
-            b = k
-            if tabs:
-                while b > i and s[b - 1] == "\t":
-                    b -= 1
-            if b == i or s[b - 1] == "\n":
-                return min(end + 1, n)
-        j = k + 1
+            if not s.endswith(delimiter) or n - len(delimiter) < j:
+                return n
+            k = n - len(delimiter)
+        line_start = s.rfind("\n", i, k) + 1 or i
+        before = s[line_start:k]
+        if not before or (tabs and not before.strip("\t")):
+            return min(k + len(delimiter) + 1, n)
+        j = k + len(delimiter) + 1
+    return n
 
 
 # The common tokens, matched one after the other: blanks, then a word made only of plain
 # characters, backslash escapes, single-quoted strings, double-quoted strings without escapes or
 # substitutions, and $NAME / ${NAME} (it must end the word, or the word takes the slow path from
-# its start); a newline, a comment, a line continuation, a process substitution (slow path) or an
-# operator. Where no token matches (a gap), the slow path (:func:`_word`) reads one word.
+# its start; "#" does not start one: a comment does); a newline, a comment, a line continuation,
+# a process substitution (slow path) or an operator. Where none matches, the slow path
+# (:func:`_word`) reads one word.
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*+"
 _SIMPLE_DOLLAR = rf"\$(?:{_NAME}|\{{{_NAME}\}}|[0-9@*#?$!-]|(?![({{'\"]))"
 _FAST = re.compile(
     rf"""[ \t\r]*+(?:
-      (?P<word>(?:[^ \t\r\n'"\\$`;&|()<>]++|\\[^\n]|'[^']*+'|"(?:[^"\\$`]++|{_SIMPLE_DOLLAR})*+"|{_SIMPLE_DOLLAR})++)
-        (?=[ \t\r\n;&|()]|\Z)
+      (?P<word>(?!\#)
+        (?:[^ \t\r\n'"\\$`;&|()<>]++|\\[^\n]|'[^']*+'|"(?:[^"\\$`]++|{_SIMPLE_DOLLAR})*+"|{_SIMPLE_DOLLAR})++
+      )(?=[ \t\r\n;&|()]|\Z)
     | (?P<newline>\n)
     | (?P<comment>\#[^\n]*+)
     | (?P<continuation>\\\n)
@@ -238,7 +241,7 @@ _BLANKS = re.compile(r"[ \t\r]*+")
 
 
 def _unquote_fast(m: re.Match[str]) -> str:
-    return next(g for g in m.groups() if g is not None)
+    return m.group(m.lastindex or 0)
 
 
 class _Lexer:
@@ -316,6 +319,7 @@ def _tokens(s: str) -> list[_Token]:
 # Reserved words skipped at the start of a command (the commands they introduce are what runs).
 _SKIPPED_RESERVED = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}"})
 _SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh"})
+_PREFIXES = frozenset({"sudo", "env", "exec", "nohup", "time", "command"})
 _SEPARATORS = frozenset({"&&", "||", ";", "&", "\n", ";;", ";&", ";;&"})
 _CASE_END = frozenset({";;", ";&", ";;&"})
 _SUDO_WITH_ARG = frozenset({"-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-T", "-U", "-R"})
@@ -476,7 +480,6 @@ class _Splitter:
             self._end_command()
             self.closed = False
         elif op in _SEPARATORS:
-            self._end_command()
             self._end_pipeline()
             if op in _CASE_END and self.cases:
                 self.mode = "pattern"
@@ -498,27 +501,34 @@ class _Splitter:
         words = self.words
         if not words:
             return
+        self.words = []
         k = 0
         while k < len(words) and "=" in words[k][1] and _ASSIGN.match(words[k][1]):
             k += 1
-        argv = _strip_prefixes([w[0] for w in words[k:]])
-        self.words = []
+        argv = [w[0] for w in words[k:]]
+        if argv and (argv[0] in _PREFIXES or "/" in argv[0]):
+            argv = _strip_prefixes(argv)
         if argv:
-            self.commands.append(Command(argv[0].rsplit("/", 1)[-1] or argv[0], tuple(argv)))
+            program = argv[0]
+            if "/" in program:
+                program = program.rsplit("/", 1)[-1] or program
+            self.commands.append(Command(program, tuple(argv)))
 
     def _end_pipeline(self) -> None:
-        self._end_command()
+        if self.words:
+            self._end_command()
         self.closed = False
-        if not self.commands:
+        commands = self.commands
+        if not commands:
             return
-        pipeline = Pipeline(tuple(self.commands))
         self.commands = []
-        self.pipelines.append(pipeline)
+        self.pipelines.append(Pipeline(tuple(commands)))
         if self.depth < MAX_SHELL_DEPTH:
-            for cmd in pipeline.commands:
-                inner = _inner_script(cmd)
-                if inner is not None:
-                    self.pipelines.extend(_split(inner, self.depth + 1))
+            for cmd in commands:
+                if cmd.program in _SHELLS:
+                    inner = _inner_script(cmd)
+                    if inner is not None:
+                        self.pipelines.extend(_split(inner, self.depth + 1))
 
 
 def _split(script: str, depth: int) -> list[Pipeline]:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 MAX_DOCKERFILE_BYTES = 8 * 1024 * 1024
 MAX_INSTRUCTION_CHARS = 1024 * 1024  # one logical instruction (continuations and heredocs included)
-MAX_INSTRUCTIONS = 100_000  # real Dockerfiles have hundreds at most; parsing one costs microseconds
+MAX_INSTRUCTIONS = 50_000  # real Dockerfiles have hundreds at most; parsing one costs microseconds
 MAX_COMMENTS = 100_000  # full-line comments
 
 
@@ -163,8 +163,9 @@ class _Expander:
     escapes included, is kept, and an escaped ``$`` is not substituted.
     """
 
-    def __init__(self, env: dict[str, str | None], escape: str, quotes: bool) -> None:
+    def __init__(self, env: dict[str, str | None], escape: str, quotes: bool, substitute: bool = True) -> None:
         self.env = env
+        self.substitute = substitute
         self.esc = escape
         self.quotes = quotes
         self.plain, self.plain_braced, self.plain_dq = _expander_regexes(escape, quotes)
@@ -239,8 +240,8 @@ class _Expander:
 
     def _dollar(self, text: str, pos: int, depth: int) -> tuple[str, int]:
         """``text[pos]`` is "$": (substitution, index after it)."""
-        if self.esc == "\\" and not self.quotes and pos and text[pos - 1] == "\\":
-            return "$", pos + 1  # "\$" (the backslash is already out): not substituted
+        if not self.substitute:
+            return "$", pos + 1
         if text.startswith("{", pos + 1) and depth < _MAX_EXPANSION_DEPTH:
             m = _NAME.match(text, pos + 2)
             if not m:
@@ -270,6 +271,9 @@ class _Expander:
         if m:
             return self._value(self.env.get(m.group())), m.end()
         return "$", pos + 1
+
+
+_UNQUOTERS = {esc: _Expander({}, esc, quotes=True, substitute=False) for esc in ("\\", "`")}
 
 
 def expand(text: str, env: dict[str, str | None]) -> str:
@@ -314,8 +318,7 @@ def _unquote(word: str, escape: str) -> str:
     """A word with its quotes and escapes removed, no substitution."""
     if not any(c in word for c in ("'", '"', escape)):
         return word
-    env: dict[str, str | None] = {}
-    return _Expander(env, escape, quotes=True).run(word.replace("$", escape + "$"))
+    return _UNQUOTERS[escape].run(word)
 
 
 def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
@@ -401,6 +404,11 @@ def _bad_bytes(data: bytes) -> tuple[int, str] | None:
         except UnicodeDecodeError as e:
             found.append((e.start, f"invalid UTF-8 (byte 0x{data[e.start]:02x})"))
     return min(found) if found else None
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` for an error message: cut when long."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class _Malformed(Exception):
@@ -568,7 +576,7 @@ class _Parser:
                 raise _Malformed(f"only one {key} parser directive can be used", line)
             if key == "escape":
                 if value not in ("\\", "`"):
-                    raise _Malformed(f"invalid escape token {value!r} (only \\ and ` are allowed)", line)
+                    raise _Malformed(f"invalid escape token {_shown(value)!r} (only \\ and ` are allowed)", line)
                 self.escape = value
             self.directives[key] = value
             pos, line = m.end() + 1, line + 1
@@ -658,7 +666,7 @@ class _Parser:
         if found < 0:
             if window < len(text):
                 raise self._too_long(line)
-            raise _Malformed(f"unterminated heredoc <<{name} (the instruction starts on line {line})", line)
+            raise _Malformed(f"unterminated heredoc <<{_shown(name)} (the instruction starts on line {line})", line)
         stop = text.find("\n", found)
         stop = len(text) if stop < 0 else stop
         if stop - pos > MAX_INSTRUCTION_CHARS:
@@ -680,7 +688,7 @@ class _Parser:
         elif inst.keyword == "ARG":
             self._global_arg(inst)
         else:
-            message = f"instruction before FROM: {inst.keyword} (only ARG may come before the first FROM)"
+            message = f"instruction before FROM: {_shown(inst.keyword)} (only ARG may come before the first FROM)"
             raise _Malformed(message, inst.line)
 
     def _global_arg(self, inst: Instruction) -> None:
@@ -694,7 +702,8 @@ class _Parser:
                 env[name] = expander.run(value)
                 if expander.overflow:
                     raise _Malformed(
-                        f"ARG {name} longer than {MAX_INSTRUCTION_CHARS:,} characters once substituted", inst.line
+                        f"ARG {_shown(name)} longer than {MAX_INSTRUCTION_CHARS:,} characters once substituted",
+                        inst.line,
                     )
             else:
                 env.setdefault(name, None)
@@ -708,7 +717,8 @@ class _Parser:
         name = None
         if len(words) >= 3 and words[1].lower() == "as":
             name = expander.run(words[2]).lower()
-        base = expander.run(base_raw)
+        plain = not any(c in base_raw for c in ("$", "'", '"', self.escape))
+        base = base_raw if plain else expander.run(base_raw)
         if expander.overflow:
             raise _Malformed(f"FROM image longer than {MAX_INSTRUCTION_CHARS:,} characters once substituted", inst.line)
         stage = _StageBuilder(len(self.stages), base, base_raw, name, inst.line, [inst])
