@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
+from tests.conftest import run_cli
 
 from factorygate.catalog import load_catalog
 from factorygate.checks import DOCKERFILE_CHECKS
@@ -247,3 +251,43 @@ def test_inline_waiver_with_unknown_check_is_an_error() -> None:
     assert len(errors) == 1
     assert errors[0].location.line == 2
     assert "unknown check id 'df-nope'" in errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\x00\x01\x02binary" * 1000, "not a text file"),
+        (b"FROM scratch\nRUN <<EOF\necho never closed\n", "heredoc"),
+        (b"# just a comment\n", "FROM"),
+    ],
+)
+def test_broken_dockerfiles_are_one_line_errors_and_other_inputs_still_scan(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    bad = tmp_path / "bad" / "Dockerfile"
+    bad.parent.mkdir()
+    bad.write_bytes(content)
+    good = tmp_path / "good" / "Dockerfile"
+    good.parent.mkdir()
+    good.write_text(f"FROM {IB}\nUSER 1001\n")
+    proc = run_cli("scan", str(tmp_path), "--format", "json")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    error_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("factorygate: error:")]
+    assert len(error_lines) == 1
+    assert str(bad) in error_lines[0]
+    assert expected.lower() in error_lines[0].lower()
+    doc = json.loads(proc.stdout)
+    assert any(f["location"]["file"] == str(good) and f["status"] == "pass" for f in doc["findings"])
+
+
+def test_a_50_mb_dockerfile_is_refused_quickly(tmp_path: Path) -> None:
+    big = tmp_path / "Dockerfile"
+    with big.open("wb") as f:
+        f.write(b"FROM scratch\n")
+        f.write(b"RUN true\n" * (50 * 1024 * 1024 // 9))
+    started = time.monotonic()
+    proc = run_cli("scan", str(big), "--format", "json")
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
