@@ -34,3 +34,19 @@ def test_scan_stops_evaluating_at_the_findings_limit(monkeypatch: pytest.MonkeyP
     assert all("limit of 50 findings" in e.message for e in errors)
     assert len(evaluated) + len(errors) == 10  # every pod is either evaluated or named in an error
     assert result.exit_code() == 2
+
+
+def test_a_crashing_check_is_an_error_finding_never_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from factorygate import checks
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(checks.WORKLOAD_CHECKS, "k8s-liveness-probe", boom)  # type: ignore[arg-type]
+    result = scan_text(POD.format(i=0, containers="{name: c, image: x}"))
+    crashed = [f for f in result.findings if f.check == "k8s-liveness-probe"]
+    assert [f.status for f in crashed] == [Status.ERROR]
+    assert "check crashed: RuntimeError: bug" in crashed[0].message
+    assert crashed[0].requirements == ("CICDG-3.8",)
+    assert result.exit_code() == 2
+    assert any(f.status is Status.PASS for f in result.findings)  # the other checks still ran

@@ -19,7 +19,7 @@ from factorygate.facts.workload import WORKLOAD_KINDS, Workload, workload_from
 from factorygate.inputs.dockerfile import Dockerfile
 from factorygate.inputs.kubernetes import LoadError, Manifest, Skipped
 from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
-from factorygate.model import Finding, Location, Outcome, Resource, Severity, Status, SubjectKind
+from factorygate.model import CheckMeta, Finding, Location, Outcome, Resource, Severity, Status, SubjectKind
 from factorygate.policy.schema import Policy, WaiverRule
 from factorygate.policy.waivers import WaiverBook
 
@@ -193,6 +193,21 @@ class Engine:
             return f"invalid inline waiver: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}"
         return None
 
+    def _crash(self, meta: CheckMeta, e: Exception, location: Location, resource: Resource) -> Finding:
+        """The finding of a check that raised: an error naming the check, never a pass."""
+        return Finding(
+            check=meta.id,
+            status=Status.ERROR,
+            severity=self.severity[meta.id],
+            message=f"check crashed: {type(e).__name__}: {e}",
+            location=location,
+            requirements=meta.requirements,
+            nist=meta.nist,
+            cci=meta.cci,
+            resource=resource,
+            title=meta.title,
+        )
+
     @staticmethod
     def _input_error(location: Location, message: str, resource: Resource | None = None) -> Finding:
         return Finding(
@@ -337,18 +352,7 @@ class Engine:
             try:
                 outcomes = list(fn(df, self.params))
             except Exception as e:  # noqa: BLE001 - a crashed check must surface as an error, never a pass
-                yield Finding(
-                    check=meta_check.id,
-                    status=Status.ERROR,
-                    severity=self.severity[meta_check.id],
-                    message=f"check crashed: {type(e).__name__}: {e}",
-                    location=Location(df.path, 1),
-                    requirements=meta_check.requirements,
-                    nist=meta_check.nist,
-                    cci=meta_check.cci,
-                    resource=resource,
-                    title=meta_check.title,
-                )
+                yield self._crash(meta_check, e, Location(df.path, 1), resource)
                 continue
             for o in outcomes:
                 loc = Location(df.path, o.line, o.path)
@@ -378,18 +382,7 @@ class Engine:
             try:
                 outcomes = list(fn(w, self.params))
             except Exception as e:  # noqa: BLE001 - a crashed check must surface as an error, never a pass
-                yield Finding(
-                    check=meta_check.id,
-                    status=Status.ERROR,
-                    severity=self.severity[meta_check.id],
-                    message=f"check crashed: {type(e).__name__}: {e}",
-                    location=locate(w.pod_path),
-                    requirements=meta_check.requirements,
-                    nist=meta_check.nist,
-                    cci=meta_check.cci,
-                    resource=resource,
-                    title=meta_check.title,
-                )
+                yield self._crash(meta_check, e, locate(w.pod_path), resource)
                 continue
             for o in outcomes:
                 yield self._finding(meta_check.id, o, resource, locate(o.path), waivers)

@@ -18,7 +18,7 @@ from factorygate.facts.dockerfile import (
     runs,
     shipped_instructions,
 )
-from factorygate.facts.images import parse_image, registry_allowed
+from factorygate.facts.images import parse_image, pinning_problem, registry_allowed
 from factorygate.facts.secrets import credential_reason, high_entropy
 from factorygate.facts.shell import Command
 from factorygate.inputs.dockerfile import Dockerfile, Instruction, Stage, expand
@@ -441,18 +441,14 @@ def df_base_image_registry(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
 
 def df_base_image_digest(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
     for s in _base_stages(df):
-        ref = parse_image(s.base)
         ins = s.instructions[0]
+        problem = pinning_problem(parse_image(s.base))
         if "$" in s.base:
             yield _at(ins, False, f"base image {s.base_raw} depends on an ARG without a default digest")
-        elif ref.digest_valid:
+        elif problem is None:
             yield _at(ins, True, f"base image {s.base} is pinned by digest")
-        elif ref.tag is None:
-            yield _at(ins, False, f"base image {s.base} has neither tag nor digest (resolves to latest)")
-        elif ref.tag == "latest":
-            yield _at(ins, False, f"base image {s.base} uses the latest tag and no digest")
         else:
-            yield _at(ins, False, f"base image {s.base} is pinned by tag only; add @sha256:<digest>")
+            yield _at(ins, False, f"base image {s.base} {problem}")
 
 
 # -- 2.11 -----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
-from factorygate.facts.images import parse_image, registry_allowed
+from factorygate.facts.images import parse_image, pinning_problem, registry_allowed
 from factorygate.facts.secrets import credential_reason
 from factorygate.facts.workload import ContainerFacts, Workload, as_list, as_map
 from factorygate.model import Outcome
@@ -344,18 +344,12 @@ def k8s_image_digest(w: Workload, p: Parameters) -> Iterator[Outcome]:
         if image is None:
             yield _bad(c, c.path, "no image set")
             continue
-        ref = parse_image(image)
         path = f"{c.path}.image"
-        if ref.digest_valid:
+        problem = pinning_problem(parse_image(image))
+        if problem is None:
             yield _ok(c, path, f"image {image} is pinned by digest")
-        elif ref.digest:
-            yield _bad(c, path, f"image {image} has a malformed digest")
-        elif ref.tag is None:
-            yield _bad(c, path, f"image {image} has neither tag nor digest (resolves to latest)")
-        elif ref.tag == "latest":
-            yield _bad(c, path, f"image {image} uses the latest tag and no digest")
         else:
-            yield _bad(c, path, f"image {image} is pinned by tag only; tags can move, add @sha256:<digest>")
+            yield _bad(c, path, f"image {image} {problem}")
 
 
 def k8s_no_env_credentials(w: Workload, p: Parameters) -> Iterator[Outcome]:

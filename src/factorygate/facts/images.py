@@ -71,3 +71,16 @@ def _under(name: str, entry: str) -> bool:
 def registry_allowed(ref: ImageRef, allowed: Iterable[str]) -> bool:
     """Whether the image comes from one of the allowed registries (host or host/path prefixes)."""
     return any(_under(ref.name, entry) for entry in allowed)
+
+
+def pinning_problem(ref: ImageRef) -> str | None:
+    """Why a reference does not pin its image by digest (CICDG-2.14), or None when it does."""
+    if ref.digest_valid:
+        return None
+    if ref.digest:
+        return "has a malformed digest"
+    if ref.tag is None:
+        return "has neither tag nor digest (resolves to latest)"
+    if ref.tag == "latest":
+        return "uses the latest tag and no digest"
+    return "is pinned by tag only; tags can move, add @sha256:<digest>"
