@@ -72,3 +72,49 @@ def test_few_inputs_stay_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(scan.multiprocessing, "get_context", no_pool)
     assert _scan(tmp_path, 4).stats.workloads == 1
+
+
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # inputs big enough that both workers are still busy for seconds when their parent is killed
+    bundle = "---\n".join(DEPLOY.format(i=k, ns=0, nonroot="true") for k in range(400))
+    for i in range(2):
+        (tmp_path / f"big-{i}.yaml").write_text(bundle * 150)  # ~17 MB each
+    for i in range(20):
+        (tmp_path / f"small-{i}.yaml").write_text(bundle)
+    argv = [sys.executable, "-m", "factorygate", "scan", str(tmp_path), "--jobs", "2", "--format", "json"]
+    proc = subprocess.Popen([*argv, "-o", os.devnull], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    children: list[int] = []
+    while time.monotonic() < deadline and len(children) < 2:
+        time.sleep(0.05)
+        try:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                children = [int(x) for x in f.read().split()]
+        except OSError:
+            break
+    if not children:
+        proc.kill()
+        pytest.skip("the scan finished before workers could be observed")
+    time.sleep(1.5)  # let the workers reach the big files
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    end = time.monotonic() + 3
+    alive = children
+    while alive and time.monotonic() < end:
+        time.sleep(0.05)
+        alive = [c for c in children if os.path.exists(f"/proc/{c}") and "Z" not in _state(c)]
+    assert not alive, f"workers {alive} outlived their parent"
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Iterator, Sequence
 from itertools import chain
@@ -37,6 +38,19 @@ def default_jobs() -> int:
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
     return max(1, min(8, cpus))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker whose parent is killed (a CI timeout, SIGKILL) must not live on."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's own cleanup still applies
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _evaluate_batch(batch: Sequence[Unit]) -> PartialScan:
@@ -83,7 +97,7 @@ def scan_paths(engine: Engine, paths: Sequence[str], opts: ReadOptions, jobs: in
     engine.finding_budget = max(1, engine.finding_budget // jobs)  # each worker counts its own findings
     _WORKER_STATE = (engine, opts)
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        with multiprocessing.get_context("fork").Pool(jobs, _die_with_parent, (os.getpid(),)) as pool:
             parts = list(pool.imap(_evaluate_batch, _batches(units)))
     finally:
         _WORKER_STATE = None
