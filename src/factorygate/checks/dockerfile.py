@@ -7,6 +7,7 @@ HEALTHCHECK, installed tools. Every stage is checked for secrets, unsafe fetches
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 
@@ -25,6 +26,21 @@ from factorygate.inputs.dockerfile import Dockerfile, Instruction, Stage, expand
 from factorygate.model import Outcome
 from factorygate.policy.schema import Parameters
 
+_VERSION_SPEC = re.compile(r"[=<>:]")
+_RUNS_SSHD = re.compile(r"(^|[/\s\"'])(sshd|dropbear)(\s|\"|'|$)")
+_CURL_K = re.compile(r"-[a-zA-Z]*k[a-zA-Z]*")
+_GIT_NO_VERIFY = re.compile(r"sslverify\s*=?\s*false|GIT_SSL_NO_VERIFY", re.IGNORECASE)
+_SEGMENTS = re.compile(r"&&|\|\||;|\n")
+_APT_LISTS_RM = re.compile(r"rm\s+(-[a-zA-Z]+\s+)*\S*/var/lib/apt/lists")
+_RPM_CLEAN = re.compile(r"\b(yum|dnf|microdnf|tdnf)\s+clean\s+all|rm\s+(-[a-zA-Z]+\s+)*\S*/var/cache/(yum|dnf)")
+_APT_UNAUTH = re.compile(r"AllowUnauthenticated\s*=?\s*(1|true)", re.IGNORECASE)
+_URL_ARG = re.compile(r"(https?|git\+\w+)://")
+_GPGCHECK_OFF = re.compile(r"gpgcheck\s*=\s*0")
+_INSTALL_VERBS = {
+    "apt-get": ("install",), "apt": ("install",), "apk": ("add",), "yum": ("install",),
+    "dnf": ("install",), "microdnf": ("install",), "zypper": ("install", "in"), "tdnf": ("install",),
+}  # fmt: skip
+
 
 def _at(ins: Instruction, passed: bool, message: str) -> Outcome:
     return Outcome(passed, message, ins.keyword, None, ins.line)
@@ -35,17 +51,16 @@ def _all_instructions(df: Dockerfile) -> Iterator[Instruction]:
         yield from s.instructions
 
 
-def _installs(cmd: Command) -> list[str]:
-    """Package names a package-manager command installs."""
+@functools.lru_cache(maxsize=8192)
+def _installs(cmd: Command) -> tuple[str, ...]:
+    """Package names a package-manager command installs (every check asks: computed once)."""
+    wanted = _INSTALL_VERBS.get(cmd.program)
+    if not wanted:
+        return ()
     argv = [a for a in cmd.argv[1:] if not a.startswith("-")]
-    verbs = {
-        "apt-get": ("install",), "apt": ("install",), "apk": ("add",), "yum": ("install",),
-        "dnf": ("install",), "microdnf": ("install",), "zypper": ("install", "in"), "tdnf": ("install",),
-    }  # fmt: skip
-    wanted = verbs.get(cmd.program)
-    if not wanted or not argv or argv[0] not in wanted:
-        return []
-    return [re.split(r"[=<>:]", a, maxsplit=1)[0] for a in argv[1:]]
+    if not argv or argv[0] not in wanted:
+        return ()
+    return tuple(_VERSION_SPEC.split(a, maxsplit=1)[0] for a in argv[1:])
 
 
 # -- 2.1 ------------------------------------------------------------------------------------------
@@ -69,7 +84,7 @@ def df_no_ssh_server(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
         elif ins.keyword == "EXPOSE" and any(_port(x) == 22 for x in _exposed(df, ins)):
             found = True
             yield _at(ins, False, "exposes port 22 (SSH)")
-        elif ins.keyword in ("CMD", "ENTRYPOINT") and re.search(r"(^|[/\s\"'])(sshd|dropbear)(\s|\"|'|$)", ins.args):
+        elif ins.keyword in ("CMD", "ENTRYPOINT") and _RUNS_SSHD.search(ins.args):
             found = True
             yield _at(ins, False, f"{ins.keyword} runs an SSH daemon")
     if not found:
@@ -289,7 +304,7 @@ def _is_pip(c: Command) -> bool:
 def _tls_downgrade(c: Command) -> str | None:
     a = c.argv[1:]
     joined = " ".join(c.argv)
-    if c.program == "curl" and any(x == "--insecure" or re.fullmatch(r"-[a-zA-Z]*k[a-zA-Z]*", x) for x in a):
+    if c.program == "curl" and any(x == "--insecure" or _CURL_K.fullmatch(x) for x in a):
         return "curl -k/--insecure"
     if c.program == "wget" and "--no-check-certificate" in a:
         return "wget --no-check-certificate"
@@ -297,7 +312,7 @@ def _tls_downgrade(c: Command) -> str | None:
         return "pip --trusted-host"
     if c.program in ("npm", "yarn", "pnpm") and "strict-ssl" in joined and "false" in joined:
         return f"{c.program} strict-ssl false"
-    if re.search(r"sslverify\s*=?\s*false|GIT_SSL_NO_VERIFY", joined, re.IGNORECASE):
+    if _GIT_NO_VERIFY.search(joined):
         return "git http.sslVerify=false"
     url = _HTTP_SOURCE.search(joined)
     if url and (c.program in _INSTALLERS or _SOURCE_FILES.search(joined)):
@@ -311,7 +326,7 @@ def df_tls_verification(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
         whats = [w for w in (_tls_downgrade(c) for c in run.commands) if w]
         # a plain-HTTP source written into a package manager's configuration (echo ... > sources.list):
         # redirections are not part of argv, so look at each command of the script as written
-        for segment in re.split(r"&&|\|\||;|\n", run.script):
+        for segment in _SEGMENTS.split(run.script):
             url = _HTTP_SOURCE.search(segment)
             if url and _SOURCE_FILES.search(segment) and not whats:
                 whats.append(f"a plain-HTTP package source ({url.group()})")
@@ -328,18 +343,14 @@ def _cache_problem(run: RunScript) -> str | None:
     text = run.script
     cached = "type=cache" in " ".join(run.instruction.flags)  # a cache mount keeps caches out of the layer
     apt_installs = any(_installs(c) for c in cmds if c.program in ("apt-get", "apt"))
-    if apt_installs and not cached and not re.search(r"rm\s+(-[a-zA-Z]+\s+)*\S*/var/lib/apt/lists", text):
+    if apt_installs and not cached and not _APT_LISTS_RM.search(text):
         return "apt-get install without removing /var/lib/apt/lists in the same RUN"
     if any(c.program in ("apt-get", "apt") and c.has("update") for c in cmds) and not any(_installs(c) for c in cmds):
         return "apt-get update alone in a layer: its lists go stale in the cache; update and install in one RUN"
     for c in cmds:
         if c.program == "apk" and _installs(c) and not c.has("--no-cache") and "/var/cache/apk" not in text:
             return "apk add without --no-cache"
-        if (
-            c.program in ("yum", "dnf", "microdnf", "tdnf")
-            and _installs(c)
-            and not re.search(rf"\b{c.program}\s+clean\s+all|rm\s+(-[a-zA-Z]+\s+)*\S*/var/cache/(yum|dnf)", text)
-        ):
+        if c.program in ("yum", "dnf", "microdnf", "tdnf") and _installs(c) and not _RPM_CLEAN.search(text):
             return f"{c.program} install without '{c.program} clean all'"
         if (
             (c.program in ("pip", "pip3") or (c.program.startswith("python") and "pip" in c.argv))
@@ -456,7 +467,7 @@ def _unverified(c: Command, text: str) -> str | None:
     a = c.argv[1:]
     if c.program in ("apt-get", "apt") and any(x in a for x in ("--allow-unauthenticated", "--force-yes")):
         return f"{c.program} --allow-unauthenticated/--force-yes"
-    if any(re.search(r"AllowUnauthenticated\s*=?\s*(1|true)", x, re.IGNORECASE) for x in a):
+    if any(_APT_UNAUTH.search(x) for x in a):
         return "APT::Get::AllowUnauthenticated"
     if c.program in ("yum", "dnf", "microdnf", "tdnf", "zypper") and any(
         x in ("--nogpgcheck", "--no-gpg-checks") or x.startswith("--setopt=gpgcheck=0") for x in a
@@ -467,10 +478,10 @@ def _unverified(c: Command, text: str) -> str | None:
     if c.program == "apk" and "--allow-untrusted" in a:
         return "apk --allow-untrusted"
     if c.program in ("pip", "pip3") and "install" in a:
-        urls = [x for x in a if re.match(r"(https?|git\+\w+)://", x)]
+        urls = [x for x in a if _URL_ARG.match(x)]
         if urls and "--require-hashes" not in a and "#sha256=" not in " ".join(urls):
             return f"pip install of a URL without a hash ({urls[0]})"
-    if c.program in ("echo", "printf", "sed", "tee") and re.search(r"gpgcheck\s*=\s*0", " ".join(a)):
+    if c.program in ("echo", "printf", "sed", "tee") and _GPGCHECK_OFF.search(" ".join(a)):
         return "gpgcheck=0 in a repository definition"
     del text
     return None

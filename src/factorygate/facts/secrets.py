@@ -54,6 +54,7 @@ def credential_reason(name: str, value: str) -> str | None:
 
 _TOKENISH = re.compile(r"^[A-Za-z0-9+/=_-]{24,}$")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+_CLASSES = (re.compile("[a-z]"), re.compile("[A-Z]"), re.compile("[0-9]"))
 
 
 def high_entropy(value: str) -> bool:
@@ -63,5 +64,5 @@ def high_entropy(value: str) -> bool:
         return False
     counts = Counter(v)
     entropy = -sum(n / len(v) * math.log2(n / len(v)) for n in counts.values())
-    has_classes = sum(bool(re.search(rx, v)) for rx in ("[a-z]", "[A-Z]", "[0-9]")) >= 3
+    has_classes = sum(bool(rx.search(v)) for rx in _CLASSES) >= 3
     return entropy >= 4.2 and has_classes
