@@ -416,6 +416,8 @@ def test_directory_with_link_loops_links_outside_and_special_files(
     (tree / "dangling.yaml").symlink_to(tmp_path / "nowhere.yaml")
     os.mkfifo(tree / "pipe.yaml")  # opening it would block forever
     (tree / "zero.yaml").symlink_to("/dev/zero")  # a device: endless (a repository can commit such links)
+    os.mkfifo(tree / "Dockerfile")  # Dockerfiles met in a walk get the same protection
+    (tree / "Containerfile").symlink_to("/dev/zero")
 
     result = run_scan(tmp_path, tree)
     assert_bounded(result)
@@ -425,6 +427,8 @@ def test_directory_with_link_loops_links_outside_and_special_files(
         "dangling.yaml": "cannot read",
         "pipe.yaml": "not a regular file",
         "zero.yaml": "not a regular file",
+        "Dockerfile": "not a regular file",
+        "Containerfile": "not a regular file",
     }
     for name, says in bad.items():
         assert_reported(result, str(tree / name), None, says)

@@ -65,7 +65,7 @@ def _weight(unit: Unit) -> int:
     if unit.data is not None:
         return len(unit.data)
     try:
-        return os.stat(unit.name).st_size if unit.kind in ("file", "walked") else 0
+        return os.stat(unit.name).st_size if unit.kind in ("file", "dockerfile") else 0
     except OSError:
         return 0
 

@@ -15,7 +15,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -281,7 +281,7 @@ def _unit_for_file(path: str, name: str, walked: bool, opts: ReadOptions) -> Uni
         return Unit("dockerfile", path)
     if walked and (not name.endswith(MANIFEST_SUFFIXES) or name.startswith(".")):
         return None
-    return Unit("walked" if walked else "file", path)
+    return Unit("file", path)
 
 
 def render_kustomization(directory: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped] | LoadError:
@@ -318,17 +318,6 @@ def _has_kustomization(names: Iterable[str]) -> bool:
     return any(n in KUSTOMIZATION_FILES for n in names)
 
 
-def _plain_files(root: Path) -> Iterator[Path | LoadError]:
-    errors: list[OSError] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=errors.append):
-        yield from _walk_errors(errors)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in sorted(filenames):
-            if f.endswith(MANIFEST_SUFFIXES) and not f.startswith("."):
-                yield Path(dirpath) / f
-    yield from _walk_errors(errors)
-
-
 def _walk_errors(errors: list[OSError]) -> Iterator[LoadError]:
     """Directories os.walk could not list (it would skip them silently)."""
     for e in errors:
@@ -336,24 +325,22 @@ def _walk_errors(errors: list[OSError]) -> Iterator[LoadError]:
     errors.clear()
 
 
-def _from_walked_file(path: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped]:
-    """A file met in a directory walk: FIFOs, sockets and devices (or links to them, such as
-    ``x.yaml -> /dev/stdin``) would block or never end, so only regular files are read."""
+def _not_regular(path: str) -> LoadError | None:
+    """A file met in a directory walk that is a FIFO, socket or device (or a link to one, such as
+    ``x.yaml -> /dev/stdin``): reading it would block or never end. Paths named on the command line
+    are read as given (``<(helm template ...)`` is a FIFO)."""
     try:
-        regular = stat.S_ISREG(path.stat().st_mode)
+        regular = stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
-        regular = True  # read_file reports why it cannot be read
-    if not regular:
-        yield LoadError(str(path), "not a regular file (a FIFO, socket or device); not read")
-        return
-    yield from _from_file(path, opts)
+        return None  # read_file reports why it cannot be read
+    return None if regular else LoadError(path, "not a regular file (a FIFO, socket or device); not read")
 
 
 @dataclass(frozen=True, slots=True)
 class Unit:
     """One independent piece of input: loading it needs nothing from the others, so units can be
-    loaded in any process. ``kind`` is "file" (named by the user), "walked" (met in a directory
-    walk), "kustomization" (a directory to render), "bytes" (stdin, already read) or "error"."""
+    loaded in any process. ``kind`` is "file" (Kubernetes YAML/JSON), "dockerfile", "kustomization"
+    (a directory to render), "bytes" or "dockerfile-bytes" (stdin, already read) or "error"."""
 
     kind: str
     name: str
@@ -373,9 +360,11 @@ def _walk(root: Path, opts: ReadOptions) -> Iterator[Unit]:
             yield Unit("kustomization", dirpath)
             continue
         for name in sorted(filenames):
-            unit = _unit_for_file(os.path.join(dirpath, name), name, True, opts)
+            path = os.path.join(dirpath, name)
+            unit = _unit_for_file(path, name, True, opts)
             if unit is not None:
-                yield unit
+                problem = _not_regular(path)
+                yield unit if problem is None else Unit("error", path, error=problem)
     yield from (Unit("error", str(e.file), error=e) for e in _walk_errors(errors))
 
 
@@ -412,8 +401,6 @@ def load_unit(unit: Unit, opts: ReadOptions) -> Iterator[Manifest | LoadError | 
         yield from manifests_from_bytes(unit.data or b"", unit.name, kinds=opts.kinds)
     elif unit.kind == "file":
         yield from _from_file(Path(unit.name), opts)
-    elif unit.kind == "walked":
-        yield from _from_walked_file(Path(unit.name), opts)
     elif unit.kind == "kustomization":
         here = Path(unit.name)
         rendered = render_kustomization(here, opts)
@@ -421,11 +408,8 @@ def load_unit(unit: Unit, opts: ReadOptions) -> Iterator[Manifest | LoadError | 
             yield from rendered
             return
         yield rendered
-        for path in _plain_files(here):
-            if isinstance(path, LoadError):
-                yield path
-            else:
-                yield from _from_walked_file(path, opts)
+        for plain in _walk(here, replace(opts, kustomize=False)):
+            yield from load_unit(plain, opts)
 
 
 def iter_manifests(
