@@ -11,20 +11,25 @@ from factorygate.facts.shell import Command, Pipeline, split_script
 from factorygate.inputs.dockerfile import Dockerfile, Instruction, Stage
 
 
+def parent_stage(df: Dockerfile, stage: Stage) -> Stage | None:
+    """The earlier stage a FROM names (by ``AS`` name or index), or None for an image or scratch."""
+    base = stage.base.lower()
+    earlier = df.stages[: stage.index]
+    named = [s for s in earlier if s.name == base]
+    if named:
+        return named[-1]
+    return earlier[int(base)] if base.isdigit() and int(base) < stage.index else None
+
+
 def lineage(df: Dockerfile, stage: Stage | None = None) -> list[Stage]:
     """The stage and the earlier stages it is built FROM (``FROM builder``), nearest last.
 
     USER, HEALTHCHECK and EXPOSE are inherited along this chain, as the builder does."""
-    by_name = {s.name: s for s in df.stages if s.name}
     chain: list[Stage] = []
     current: Stage | None = stage or df.final
-    while current is not None and current not in chain:
+    while current is not None:
         chain.append(current)
-        base = current.base.lower()
-        parent = by_name.get(base)
-        if parent is None and base.isdigit() and int(base) < current.index:
-            parent = df.stages[int(base)]
-        current = parent if parent is not None and parent.index < current.index else None
+        current = parent_stage(df, current)
     return list(reversed(chain))
 
 
@@ -35,11 +40,7 @@ def shipped_instructions(df: Dockerfile) -> list[Instruction]:
 
 def is_stage_reference(df: Dockerfile, stage: Stage) -> bool:
     """Whether a FROM names an earlier stage (or ``scratch``) rather than an image."""
-    base = stage.base.lower()
-    if base == "scratch":
-        return True
-    earlier = {s.name for s in df.stages[: stage.index] if s.name}
-    return base in earlier or (base.isdigit() and int(base) < stage.index)
+    return stage.base.lower() == "scratch" or parent_stage(df, stage) is not None
 
 
 @dataclass(frozen=True, slots=True)
