@@ -46,7 +46,7 @@ def test_default_policy_file_equals_the_built_in_defaults() -> None:
         ),
         (
             "checks:\n  k8s-liveness-probe: {enabeld: false}\n",
-            "policy.yaml:4: checks.k8s-liveness-probe.enabeld: Extra",
+            "policy.yaml:4: checks.k8s-liveness-probe.enabeld: unknown field",
         ),
         ("parameters:\n  allowed_registries: [https://x.io]\n", "policy.yaml:4: parameters.allowed_registries"),
         ("parameters:\n  sensitive_host_paths: [etc]\n", "host paths must be absolute"),

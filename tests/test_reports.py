@@ -159,3 +159,25 @@ def test_renderers_handle_errors_and_empty_results(tmp_path: Path) -> None:
     doc = json.loads(rendered(empty, Format.JSON))
     assert doc["findings"] == []
     assert {r["status"] for r in doc["requirements"]} == {"not_applicable", "not_reviewed"}
+
+
+def test_json_finding_lines_equal_the_plain_encoding_of_each_finding(tmp_path: Path) -> None:
+    """The fast line encoder (shared parts encoded once per check/resource) writes exactly what
+    encoding finding_dict() would: every status, waivers (policy and inline) and missing fields."""
+    from factorygate.catalog import load_catalog
+    from factorygate.engine import KUBERNETES_KINDS, Engine
+    from factorygate.inputs.kubernetes import ReadOptions
+    from factorygate.model import Status
+    from factorygate.policy import load_policy
+    from factorygate.render.json_report import _ENCODE, _LineEncoder, finding_dict
+    from factorygate.scan import scan_paths
+
+    opts = ReadOptions(kustomize=False, max_bytes=1 << 20, kinds=KUBERNETES_KINDS, input_type="auto")
+    policy = load_policy(str(ROOT / "examples" / "policy.yaml"))
+    (tmp_path / "broken.yaml").write_text("kind: [unclosed\n")
+    paths = [str(ROOT / "tests" / "fixtures"), str(ROOT / "examples"), str(tmp_path)]
+    result = scan_paths(Engine(load_catalog(), policy), paths, opts)
+    assert {f.status for f in result.findings} >= {Status.PASS, Status.FAIL, Status.WAIVED, Status.ERROR}
+    encoder = _LineEncoder()
+    for f in result.findings:
+        assert encoder.line(f) == _ENCODE(finding_dict(f))

@@ -115,7 +115,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     policy = load_policy(args.policy, set(catalog.checks))
     if args.threshold:
-        policy = policy.model_copy(update={"threshold": Severity(args.threshold)})
+        policy = policy.with_threshold(Severity(args.threshold))
     engine = Engine(catalog, policy, as_of=args.as_of)
     opts = ReadOptions(
         kustomize=args.kustomize == "auto",

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
 
 from factorygate.errors import PolicyError
 from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
-from factorygate.policy.schema import Policy
+from factorygate.policy.schema import FieldProblem, Policy, WaiverRule
 
 MAX_POLICY_BYTES = 4 * 1024 * 1024
+T = TypeVar("T")
 
 
 def default_policy_text() -> str:
@@ -48,16 +48,13 @@ def parse_policy(text: str, name: str, known_checks: set[str] | None = None) -> 
     data: Any = first.data if isinstance(first, LoadedDocument) else None
     if not isinstance(data, dict):
         raise PolicyError(f"{name}:1: a policy is a mapping with apiVersion: factorygate.dev/v1 and kind: Policy")
-    try:
-        policy = Policy.model_validate(data)
-    except ValidationError as e:
+    policy, invalid = _validate(Policy, data)
+    if policy is None:
         lines = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
+        for loc, msg in invalid:
             field = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(node, loc)
-            lines.append(f"{name}:{line}: {field}: {err['msg']}")
-        raise PolicyError("invalid policy:\n  " + "\n  ".join(lines)) from e
+            lines.append(f"{name}:{_line_of(node, loc)}: {field}: {msg}")
+        raise PolicyError("invalid policy:\n  " + "\n  ".join(lines))
     if known_checks is not None:
         problems = []
         for key in policy.checks:
@@ -72,10 +69,38 @@ def parse_policy(text: str, name: str, known_checks: set[str] | None = None) -> 
     return policy
 
 
+def _validate(cls: type[T], data: object) -> tuple[T | None, list[tuple[tuple[int | str, ...], str]]]:
+    """Validate ``data`` against a schema dataclass with pydantic (imported only here, when a file is read)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(cls).validate_python(data), []
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc, msg = tuple(err["loc"]), err["msg"]
+            cause = (err.get("ctx") or {}).get("error")
+            if err["type"] == "unexpected_keyword_argument":
+                msg = "unknown field (a typo? see docs/policy.md)"
+            elif isinstance(cause, FieldProblem):  # a __post_init__ rule: point at its field
+                loc, msg = (*loc, cause.field), str(cause)
+            problems.append((loc, msg))
+        return None, problems
+
+
+def validate_waiver(data: dict[str, object]) -> WaiverRule | str:
+    """An inline waiver's rule, or the first problem as ``field: message``."""
+    rule, problems = _validate(WaiverRule, data)
+    if rule is None:
+        loc, msg = problems[0]
+        return f"{'.'.join(str(x) for x in loc)}: {msg}"
+    return rule
+
+
 def load_policy(path: str | None, known_checks: set[str] | None = None) -> Policy:
-    """Load the policy at ``path``, or the packaged default when ``path`` is None."""
+    """Load the policy at ``path``, or the built-in default (no file read, no validation) when None."""
     if path is None:
-        return parse_policy(default_policy_text(), "<default policy>", known_checks)
+        return Policy.default()
     p = Path(path)
     try:
         if p.stat().st_size > MAX_POLICY_BYTES:

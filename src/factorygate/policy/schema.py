@@ -1,11 +1,15 @@
-"""The policy file schema (pydantic models, unknown fields rejected)."""
+"""The policy file schema: frozen stdlib dataclasses.
+
+The built-in default is constructed directly (no validation library on the scan path); a policy *file*
+is validated against these classes by pydantic in policy/load.py (unknown fields rejected through
+``__pydantic_config__``). Cross-field rules live in ``__post_init__`` and raise :class:`FieldProblem`
+naming the field, so error messages still point at the right YAML line."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal
 
 from factorygate.model import Severity
 
@@ -63,80 +67,117 @@ DEFAULT_ALLOWED_SYSCTLS = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class FieldProblem(ValueError):
+    """A value that parses but breaks a rule; ``field`` names it relative to its dataclass."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
 
 
-def _abs_paths(paths: list[str]) -> list[str]:
+_STRICT: dict[str, Any] = {"extra": "forbid"}  # pydantic ConfigDict, applied when a file is validated
+
+
+def _abs_paths(name: str, paths: list[str]) -> None:
     bad = [p for p in paths if not p.startswith("/")]
     if bad:
-        raise ValueError(f"host paths must be absolute: {bad}")
-    return paths
+        raise FieldProblem(name, f"host paths must be absolute: {bad}")
 
 
-class Parameters(_Strict):
+def _text(obj: object, name: str, value: str, min_length: int) -> None:
+    """Strip a required text field in place and enforce its minimum length."""
+    stripped = value.strip()
+    if not stripped:
+        raise FieldProblem(name, "must not be blank")
+    if len(stripped) < min_length:
+        raise FieldProblem(name, f"should have at least {min_length} characters")
+    object.__setattr__(obj, name, stripped)
+
+
+@dataclass(frozen=True)
+class Parameters:
     """Parameters the checks read."""
 
-    allowed_registries: list[str] = Field(default_factory=lambda: ["registry1.dso.mil"])
-    sensitive_host_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_SENSITIVE_HOST_PATHS))
-    runtime_socket_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_RUNTIME_SOCKETS))
-    allowed_sysctls: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_SYSCTLS))
-    exempt_namespaces: list[str] = Field(default_factory=list)
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    allowed_registries: list[str] = field(default_factory=lambda: ["registry1.dso.mil"])
+    sensitive_host_paths: list[str] = field(default_factory=lambda: list(DEFAULT_SENSITIVE_HOST_PATHS))
+    runtime_socket_paths: list[str] = field(default_factory=lambda: list(DEFAULT_RUNTIME_SOCKETS))
+    allowed_sysctls: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED_SYSCTLS))
+    exempt_namespaces: list[str] = field(default_factory=list)
+    # Approved base images by digest (CICDG-2.14): the manifest digest of an image, or of its base layers.
+    approved_base_digests: list[str] = field(default_factory=list)
 
-    _check_paths = field_validator("sensitive_host_paths", "runtime_socket_paths")(_abs_paths)
-
-    @field_validator("allowed_registries")
-    @classmethod
-    def _registries(cls, v: list[str]) -> list[str]:
-        bad = [r for r in v if not r or "://" in r]
+    def __post_init__(self) -> None:
+        _abs_paths("sensitive_host_paths", self.sensitive_host_paths)
+        _abs_paths("runtime_socket_paths", self.runtime_socket_paths)
+        bad = [r for r in self.allowed_registries if not r or "://" in r]
         if bad:
-            raise ValueError(f"registries are host[/path] prefixes without a scheme: {bad}")
-        return v
+            raise FieldProblem("allowed_registries", f"registries are host[/path] prefixes without a scheme: {bad}")
+        bad = [d for d in self.approved_base_digests if not _is_digest(d)]
+        if bad:
+            raise FieldProblem("approved_base_digests", f"expected sha256:<64 hex> digests: {bad}")
 
 
-class CheckSetting(_Strict):
+def _is_digest(text: str) -> bool:
+    algo, _, hexpart = text.partition(":")
+    return algo == "sha256" and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart)
+
+
+@dataclass(frozen=True)
+class CheckSetting:
     """Per-check settings."""
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
     enabled: bool = True
     severity: Severity | None = None
 
 
-class ResourceSelector(_Strict):
+@dataclass(frozen=True)
+class ResourceSelector:
     """Which findings a waiver covers; every field is a shell-style glob ("*" matches all)."""
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
     kind: str = "*"
     namespace: str = "*"
     name: str = "*"
     container: str = "*"
 
 
-class WaiverRule(_Strict):
+@dataclass(frozen=True)
+class WaiverRule:
     """A waiver: an approved, justified, expiring exception to one check."""
 
-    check: str = Field(min_length=1)
-    resource: ResourceSelector = Field(default_factory=ResourceSelector)
-    justification: str = Field(min_length=10)
-    approver: str = Field(min_length=2)
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    check: str
+    justification: str
+    approver: str
     expires: dt.date
+    resource: ResourceSelector = field(default_factory=ResourceSelector)
 
-    @field_validator("justification", "approver")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be blank")
-        return v.strip()
+    def __post_init__(self) -> None:
+        if not self.check:
+            raise FieldProblem("check", "should have at least 1 character")
+        _text(self, "justification", self.justification, 10)
+        _text(self, "approver", self.approver, 2)
 
 
-class Policy(_Strict):
+@dataclass(frozen=True)
+class Policy:
     """A factorygate policy file."""
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
     apiVersion: Literal["factorygate.dev/v1"]
     kind: Literal["Policy"]
     threshold: Severity = Severity.MEDIUM
-    checks: dict[str, CheckSetting] = Field(default_factory=dict)
-    parameters: Parameters = Field(default_factory=Parameters)
-    waivers: list[WaiverRule] = Field(default_factory=list)
+    checks: dict[str, CheckSetting] = field(default_factory=dict)
+    parameters: Parameters = field(default_factory=Parameters)
+    waivers: list[WaiverRule] = field(default_factory=list)
     inline_waivers: bool = True
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The built-in policy (docs/policy.md; the same as policy/default-policy.yaml, tested)."""
+        return cls("factorygate.dev/v1", "Policy")
 
     def enabled(self, check_id: str) -> bool:
         setting = self.checks.get(check_id)
@@ -145,3 +186,6 @@ class Policy(_Strict):
     def severity_of(self, check_id: str, default: Severity) -> Severity:
         setting = self.checks.get(check_id)
         return setting.severity if setting and setting.severity else default
+
+    def with_threshold(self, threshold: Severity) -> Policy:
+        return replace(self, threshold=threshold)
