@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from factorygate.catalog import load_catalog
-from factorygate.checks import BUNDLE_CHECKS, DOCKERFILE_CHECKS, WORKLOAD_CHECKS
+from factorygate.checks import BUNDLE_CHECKS, DOCKERFILE_CHECKS, WORKLOAD_CHECKS, image_checks
 from factorygate.model import SubjectKind
 
 GUIDE_REQUIREMENTS = [f"CICDG-2.{i}" for i in range(1, 19)] + [f"CICDG-3.{i}" for i in range(1, 12)]
@@ -79,9 +79,12 @@ def test_process_only_requirements_are_flagged() -> None:
 
 def test_every_check_has_exactly_one_implementation_and_vice_versa() -> None:
     catalog = load_catalog()
-    implemented = set(WORKLOAD_CHECKS) | set(BUNDLE_CHECKS) | set(DOCKERFILE_CHECKS)
+    images = image_checks()
+    implemented = set(WORKLOAD_CHECKS) | set(BUNDLE_CHECKS) | set(DOCKERFILE_CHECKS) | set(images)
     assert implemented == set(catalog.checks)
-    assert len(implemented) == len(WORKLOAD_CHECKS) + len(BUNDLE_CHECKS) + len(DOCKERFILE_CHECKS)
+    assert len(implemented) == len(WORKLOAD_CHECKS) + len(BUNDLE_CHECKS) + len(DOCKERFILE_CHECKS) + len(images)
+    for cid in images:
+        assert catalog.checks[cid].subject is SubjectKind.IMAGE
     for cid in DOCKERFILE_CHECKS:
         assert catalog.checks[cid].subject is SubjectKind.DOCKERFILE
     for cid in WORKLOAD_CHECKS:

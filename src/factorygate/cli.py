@@ -16,7 +16,7 @@ from factorygate import __version__
 if TYPE_CHECKING:
     import datetime as dt
 
-    from factorygate.engine import ScanResult
+    from factorygate.engine import Engine, ScanResult
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 FORMATS = ("text", "json", "sarif", "junit")
@@ -54,10 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = sub.add_parser("scan", help="check Kubernetes manifests and Dockerfiles (files, directories, - for stdin)")
     scan.add_argument("paths", nargs="+", metavar="PATH", help="file, directory (recursive) or - for stdin")
-    scan.add_argument("--policy", "-p", metavar="FILE", help="policy file (default: the packaged default policy)")
-    scan.add_argument("--format", "-f", choices=FORMATS, default="text", help="report format (default: text)")
-    scan.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
-    scan.add_argument("--threshold", choices=SEVERITIES, help="override the policy's fail threshold")
+    _report_options(scan)
     scan.add_argument(
         "--kustomize",
         choices=("auto", "never"),
@@ -79,19 +76,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse inputs larger than this (default 32)",
     )
     scan.add_argument(
-        "--as-of",
-        type=_date,
-        metavar="YYYY-MM-DD",
-        help="evaluate waiver expiry as of this date (default: today)",
-    )
-    scan.add_argument(
         "--jobs",
         "-j",
         type=int,
         metavar="N",
         help="worker processes (default: the CPUs available, at most 8; 1 scans in one process)",
     )
-    scan.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the text report")
+
+    image = sub.add_parser(
+        "image",
+        help="check built images: OCI layout DIR[:TAG], OCI or docker archive FILE.tar, or a registry reference",
+    )
+    image.add_argument(
+        "refs", nargs="+", metavar="REF", help="DIR[:TAG], FILE.tar[:TAG] or host[:port]/repo[:tag][@digest]"
+    )
+    _report_options(image)
+    image.add_argument("--platform", default="linux/amd64", help="OS/ARCH[/VARIANT] to pick from a multi-arch index")
+    image.add_argument(
+        "--sbom", metavar="PATH", help="write a CycloneDX 1.5 JSON SBOM (a directory for several images)"
+    )
+    image.add_argument("--username", help="registry user (else ~/.docker/config.json, else anonymous)")
+    image.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
+    image.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle besides the system's")
+    image.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="allow plain HTTP to this loopback registry (reported as a CICDG-2.7 finding)",
+    )
+    image.add_argument("--timeout", type=float, default=30.0, metavar="S", help="registry timeout per request (30)")
 
     rules = sub.add_parser("rules", help="list the catalog: checks with their requirements, NIST controls and CCIs")
     rules.add_argument("--format", "-f", choices=("text", "json"), default="text")
@@ -103,27 +117,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_scan(args: argparse.Namespace) -> int:
+def _report_options(p: argparse.ArgumentParser) -> None:
+    """Options every checking command shares: policy, report, threshold, waiver date, colour."""
+    p.add_argument("--policy", "-p", metavar="FILE", help="policy file (default: the packaged default policy)")
+    p.add_argument("--format", "-f", choices=FORMATS, default="text", help="report format (default: text)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.add_argument("--threshold", choices=SEVERITIES, help="override the policy's fail threshold")
+    p.add_argument(
+        "--as-of",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="evaluate waiver expiry as of this date (default: today)",
+    )
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the text report")
+
+
+def _engine(args: argparse.Namespace) -> Engine:
     from factorygate.catalog import load_catalog
-    from factorygate.engine import KUBERNETES_KINDS, Engine
-    from factorygate.inputs.kubernetes import ReadOptions
+    from factorygate.engine import Engine
     from factorygate.model import Severity
     from factorygate.policy import load_policy
-    from factorygate.render import Format, render
-    from factorygate.scan import default_jobs, scan_paths
 
     catalog = load_catalog()
     policy = load_policy(args.policy, set(catalog.checks))
     if args.threshold:
         policy = policy.with_threshold(Severity(args.threshold))
-    engine = Engine(catalog, policy, as_of=args.as_of)
-    opts = ReadOptions(
-        kustomize=args.kustomize == "auto",
-        max_bytes=args.max_file_size,
-        kinds=KUBERNETES_KINDS,
-        input_type=args.type,
-    )
-    result = scan_paths(engine, args.paths, opts, jobs=args.jobs if args.jobs is not None else default_jobs())
+    return Engine(catalog, policy, as_of=args.as_of)
+
+
+def _emit(result: ScanResult, args: argparse.Namespace) -> int:
+    """Write the report where asked; tell the terminal about errors and the verdict; the exit code."""
+    from factorygate.render import Format, render
+
     fmt = Format(args.format)
     if args.output:
         try:
@@ -138,6 +163,46 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if args.output or fmt is not Format.TEXT:
         _print_errors_and_verdict(result)
     return result.exit_code()
+
+
+def _cmd_image(args: argparse.Namespace) -> int:
+    from factorygate.errors import FactorygateError
+    from factorygate.image import ImageOptions, scan_images
+    from factorygate.oci.model import Platform
+    from factorygate.oci.registry import RegistryOptions
+
+    password = None
+    if args.password_stdin:
+        if not args.username:
+            raise FactorygateError("--password-stdin needs --username")
+        password = sys.stdin.readline().rstrip("\r\n")
+    registry = RegistryOptions(
+        platform=Platform.parse(args.platform),
+        username=args.username,
+        password=password,
+        ca_file=args.ca_file,
+        insecure_registries=tuple(args.insecure_registry),
+        timeout=args.timeout,
+    )
+    engine = _engine(args)
+    result = scan_images(engine, args.refs, ImageOptions(registry=registry, sbom=args.sbom))
+    return _emit(result, args)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from factorygate.engine import KUBERNETES_KINDS
+    from factorygate.inputs.kubernetes import ReadOptions
+    from factorygate.scan import default_jobs, scan_paths
+
+    engine = _engine(args)
+    opts = ReadOptions(
+        kustomize=args.kustomize == "auto",
+        max_bytes=args.max_file_size,
+        kinds=KUBERNETES_KINDS,
+        input_type=args.type,
+    )
+    result = scan_paths(engine, args.paths, opts, jobs=args.jobs if args.jobs is not None else default_jobs())
+    return _emit(result, args)
 
 
 def _print_errors_and_verdict(result: ScanResult) -> None:
@@ -225,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     from factorygate.errors import FactorygateError
 
-    handlers = {"scan": _cmd_scan, "rules": _cmd_rules, "init": _cmd_init}
+    handlers = {"scan": _cmd_scan, "image": _cmd_image, "rules": _cmd_rules, "init": _cmd_init}
     try:
         return handlers[args.command](args)
     except FactorygateError as e:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factorygate.catalog import Catalog
-from factorygate.checks import BUNDLE_CHECKS, DOCKERFILE_CHECKS, INPUT_ERROR, WORKLOAD_CHECKS
+from factorygate.checks import (
+    BUNDLE_CHECKS,
+    DOCKERFILE_CHECKS,
+    INPUT_ERROR,
+    WORKLOAD_CHECKS,
+    ImageCheck,
+    image_checks,
+)
 from factorygate.checks.network import NetworkPolicyFacts, k8s_network_policy_coverage, network_policy_from
 from factorygate.facts.workload import WORKLOAD_KINDS, Workload, workload_from
 from factorygate.inputs.dockerfile import Dockerfile
@@ -21,6 +28,9 @@ from factorygate.model import CheckMeta, Finding, Location, Outcome, Resource, S
 from factorygate.policy.load import validate_waiver
 from factorygate.policy.schema import Policy, WaiverRule
 from factorygate.policy.waivers import WaiverBook
+
+if TYPE_CHECKING:
+    from factorygate.facts.image import ImageFacts
 
 INLINE_WAIVER_PREFIX = "factorygate.dev/waive."
 DOCKERFILE_WAIVER = re.compile(r"^factorygate:waive\s+(?P<check>\S+)\s*(?P<rest>.*)$")
@@ -40,6 +50,7 @@ class ScanStats:
     resources: int = 0
     workloads: int = 0
     dockerfiles: int = 0
+    images: int = 0
     exempt_workloads: int = 0
     input_errors: int = 0
     seconds: float = 0.0
@@ -49,6 +60,7 @@ class ScanStats:
         self.resources += other.resources
         self.workloads += other.workloads
         self.dockerfiles += other.dockerfiles
+        self.images += other.images
         self.exempt_workloads += other.exempt_workloads
         self.input_errors += other.input_errors
         self.subjects |= other.subjects
@@ -134,10 +146,20 @@ class Engine:
         self.dockerfile_checks = [
             (catalog.checks[cid], fn) for cid, fn in DOCKERFILE_CHECKS.items() if policy.enabled(cid)
         ]
+        self._image_checks: list[tuple[CheckMeta, ImageCheck]] | None = None
         self.severity = {cid: policy.severity_of(cid, meta.severity) for cid, meta in catalog.checks.items()}
         self.policy_waivers = WaiverBook.from_rules(policy.waivers, "policy", self.as_of)
         self._produced = 0  # findings so far, against finding_budget
         self.finding_budget = MAX_FINDINGS
+
+    @property
+    def image_checks(self) -> list[tuple[CheckMeta, ImageCheck]]:
+        """The enabled image checks (imported on first use: `scan` never needs them)."""
+        if self._image_checks is None:
+            self._image_checks = [
+                (self.catalog.checks[cid], fn) for cid, fn in image_checks().items() if self.policy.enabled(cid)
+            ]
+        return self._image_checks
 
     # -- findings -----------------------------------------------------------------------------
     def _finding(
@@ -181,14 +203,16 @@ class Engine:
         ns = namespace or ""
         return any(fnmatchcase(ns, g) for g in self.params.exempt_namespaces)
 
-    def _inline_waivers(self, m: Manifest, w: Workload, resource: Resource) -> tuple[WaiverBook, list[Finding]]:
+    def _inline_waivers(
+        self, entries: Mapping[str, object], resource: Resource, where: Callable[[str], Location], what: str
+    ) -> tuple[WaiverBook, list[Finding]]:
+        """Waivers written as ``factorygate.dev/waive.<check>`` annotations (manifests) or labels (images)."""
         rules: list[WaiverRule] = []
         errors: list[Finding] = []
-        for key, value in w.annotations.items():
+        for key, value in entries.items():
             if not isinstance(key, str) or not key.startswith(INLINE_WAIVER_PREFIX):
                 continue
             check_id = key[len(INLINE_WAIVER_PREFIX) :]
-            loc = Location(m.file, m.line_at(("metadata", "annotations", key)), f"metadata.annotations.{key}", m.source)
             problem = None
             if not self.policy.inline_waivers:
                 problem = "inline waivers are disabled by the policy (inline_waivers: false)"
@@ -197,7 +221,7 @@ class Engine:
             else:
                 problem = self._parse_inline_waiver(check_id, value, rules)
             if problem:
-                errors.append(self._input_error(loc, f"annotation {key}: {problem}", resource))
+                errors.append(self._input_error(where(key), f"{what} {key}: {problem}", resource))
         return WaiverBook.from_rules(rules, "inline", self.as_of, scope=resource), errors
 
     @staticmethod
@@ -366,6 +390,34 @@ class Engine:
         rules.append(rule)
         return None
 
+    def evaluate_image(self, facts: ImageFacts) -> PartialScan:
+        """The image checks on one analysed image (see factorygate.image)."""
+        part = PartialScan()
+        part.stats.images += 1
+        resource = Resource(kind="Image", name=facts.name)
+        waivers, errors = self._inline_waivers(
+            facts.labels, resource, lambda key: Location(facts.name, None, f"config.Labels.{key}"), "label"
+        )
+        part.findings.extend(errors)
+        for meta_check, fn in self.image_checks:
+            try:
+                outcomes = list(fn(facts, self.params))
+            except Exception as e:  # noqa: BLE001 - a crashed check must surface as an error, never a pass
+                part.findings.append(self._crash(meta_check, e, Location(facts.name, None, "config"), resource))
+                continue
+            for o in outcomes:
+                part.findings.append(
+                    self._finding(meta_check.id, o, resource, Location(facts.name, None, o.path), waivers)
+                )
+        return part
+
+    def image_error(self, name: str, message: str) -> PartialScan:
+        """An image that could not be read: one input error naming it."""
+        part = PartialScan()
+        part.stats.input_errors += 1
+        part.findings.append(self._input_error(Location(name), message, Resource(kind="Image", name=name)))
+        return part
+
     def _evaluate_dockerfile(self, df: Dockerfile) -> Iterator[Finding]:
         resource = Resource(kind="Dockerfile", name=df.path)
         waivers, errors = self._dockerfile_waivers(df, resource)
@@ -391,7 +443,18 @@ class Engine:
             namespace=w.namespace,
             api_version=api_version if isinstance(api_version, str) else None,
         )
-        waivers, errors = self._inline_waivers(m, w, resource) if isinstance(meta, dict) else (WaiverBook.empty(), [])
+        waivers, errors = (
+            self._inline_waivers(
+                w.annotations,
+                resource,
+                lambda key: Location(
+                    m.file, m.line_at(("metadata", "annotations", key)), f"metadata.annotations.{key}", m.source
+                ),
+                "annotation",
+            )
+            if isinstance(meta, dict)
+            else (WaiverBook.empty(), [])
+        )
         yield from errors
         lines: dict[str, int] = {}
 
@@ -422,6 +485,7 @@ def requirement_statuses(result: ScanResult) -> dict[str, str]:
     evaluated_kinds = {
         "manifest": {SubjectKind.KUBERNETES_WORKLOAD, SubjectKind.KUBERNETES_BUNDLE},
         "dockerfile": {SubjectKind.DOCKERFILE},
+        "image": {SubjectKind.IMAGE},
     }
     ran_subjects = set().union(*(evaluated_kinds.get(s, set()) for s in result.stats.subjects))
     covered = {

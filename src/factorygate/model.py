@@ -58,6 +58,7 @@ class SubjectKind(enum.Enum):
     KUBERNETES_WORKLOAD = "kubernetes-workload"
     KUBERNETES_BUNDLE = "kubernetes-bundle"
     DOCKERFILE = "dockerfile"
+    IMAGE = "image"
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from factorygate.checks import dockerfile as d
 from factorygate.checks import kubernetes as k
@@ -11,8 +12,12 @@ from factorygate.inputs.dockerfile import Dockerfile
 from factorygate.model import Outcome
 from factorygate.policy.schema import Parameters
 
+if TYPE_CHECKING:
+    from factorygate.facts.image import ImageFacts
+
 WorkloadCheck = Callable[[Workload, Parameters], Iterator[Outcome]]
 DockerfileCheck = Callable[[Dockerfile, Parameters], Iterator[Outcome]]
+ImageCheck = Callable[["ImageFacts", Parameters], Iterator[Outcome]]
 
 WORKLOAD_CHECKS: dict[str, WorkloadCheck] = {
     "k8s-no-container-runtime-socket": k.k8s_no_container_runtime_socket,
@@ -63,6 +68,31 @@ DOCKERFILE_CHECKS: dict[str, DockerfileCheck] = {
     "df-essential-tools": d.df_essential_tools,
 }
 
+
+# Image checks (factorygate image): the table lives behind a function so that `scan` does not import
+# the image readers.
+def image_checks() -> dict[str, ImageCheck]:
+    from factorygate.checks import image as i
+
+    table: dict[str, ImageCheck] = {
+        "img-no-ssh-server": i.img_no_ssh_server,
+        "img-non-root-user": i.img_non_root_user,
+        "img-no-setuid": i.img_no_setuid,
+        "img-history-known-outcomes": i.img_history_known_outcomes,
+        "img-non-privileged-ports": i.img_non_privileged_ports,
+        "img-healthcheck": i.img_healthcheck,
+        "img-tls-transport": i.img_tls_transport,
+        "img-package-cache": i.img_package_cache,
+        "img-no-secrets": i.img_no_secrets,
+        "img-history-verified-packages": i.img_history_verified_packages,
+        "img-essential-tools": i.img_essential_tools,
+        "img-single-service-port": i.img_single_service_port,
+        "img-approved-base": i.img_approved_base,
+        "img-trusted-registry": i.img_trusted_registry,
+    }
+    return table
+
+
 # Checks evaluated over all inputs at once (see factorygate.engine).
 BUNDLE_CHECKS = frozenset({"k8s-network-policy-coverage"})
 
@@ -77,5 +107,7 @@ __all__ = [
     "INPUT_ERROR",
     "WORKLOAD_CHECKS",
     "DockerfileCheck",
+    "ImageCheck",
     "WorkloadCheck",
+    "image_checks",
 ]

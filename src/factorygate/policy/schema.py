@@ -106,6 +106,8 @@ class Parameters:
     exempt_namespaces: list[str] = field(default_factory=list)
     # Approved base images by digest (CICDG-2.14): the manifest digest of an image, or of its base layers.
     approved_base_digests: list[str] = field(default_factory=list)
+    # More layers than this in an image is reported (CICDG-2.8, "minimal cached layers").
+    max_image_layers: int = 40
 
     def __post_init__(self) -> None:
         _abs_paths("sensitive_host_paths", self.sensitive_host_paths)
@@ -113,6 +115,8 @@ class Parameters:
         bad = [r for r in self.allowed_registries if not r or "://" in r]
         if bad:
             raise FieldProblem("allowed_registries", f"registries are host[/path] prefixes without a scheme: {bad}")
+        if self.max_image_layers < 1:
+            raise FieldProblem("max_image_layers", "must be at least 1")
         bad = [d for d in self.approved_base_digests if not _is_digest(d)]
         if bad:
             raise FieldProblem("approved_base_digests", f"expected sha256:<64 hex> digests: {bad}")

@@ -108,6 +108,7 @@ def summary_dict(result: ScanResult) -> dict[str, Any]:
         "resources": s.resources,
         "workloads": s.workloads,
         "dockerfiles": s.dockerfiles,
+        "images": s.images,
         "exempt_workloads": s.exempt_workloads,
         "input_errors": s.input_errors,
         "seconds": round(s.seconds, 3),

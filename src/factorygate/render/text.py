@@ -104,6 +104,7 @@ def render_text(result: ScanResult, out: TextIO, *, color: bool = False) -> None
     verdict = {0: paint("PASS", "pass"), 1: paint("FAIL", "fail"), 2: paint("ERROR", "error")}[code]
     exempt = f", {s.exempt_workloads} exempt" if s.exempt_workloads else ""
     exempt += f"; {s.dockerfiles} Dockerfiles" if s.dockerfiles else ""
+    exempt += f"; {s.images} images" if s.images else ""
     lines.append(
         f"{verdict}  {counts[Status.FAIL]} failed ({blocking} at or above {threshold.value}), "
         f"{counts[Status.PASS]} passed, {counts[Status.WAIVED]} waived, {counts[Status.ERROR]} errors; "
