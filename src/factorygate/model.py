@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Severity(enum.Enum):
@@ -61,8 +61,7 @@ class SubjectKind(enum.Enum):
     IMAGE = "image"
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
     """Where a finding points: a file (``-`` for stdin), a 1-based line and a JSON path."""
 
     file: str
@@ -71,8 +70,7 @@ class Location:
     source: str | None = None  # e.g. the Helm template named by a "# Source:" comment
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
+class Resource(NamedTuple):
     """The Kubernetes object a finding is about."""
 
     kind: str
@@ -85,8 +83,7 @@ class Resource:
         return f"{self.kind} {ns}{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
-class Waiver:
+class Waiver(NamedTuple):
     """A waiver as applied to one finding."""
 
     justification: str
@@ -96,8 +93,7 @@ class Waiver:
     expired: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What a check function yields: pass or fail, why, and where."""
 
     passed: bool
@@ -107,8 +103,7 @@ class Outcome:
     line: int | None = None  # set by checks of line-oriented subjects (Dockerfiles)
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """One check's verdict on one subject (or one input error)."""
 
     check: str
@@ -126,8 +121,7 @@ class Finding:
     waiver: Waiver | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Requirement:
+class Requirement(NamedTuple):
     """A requirement of a source document (DISA guide, PSS, Compliant Kubernetes)."""
 
     id: str
@@ -145,8 +139,7 @@ class Requirement:
         return not self.automation
 
 
-@dataclass(frozen=True, slots=True)
-class CheckMeta:
+class CheckMeta(NamedTuple):
     """Catalog metadata of a built-in check."""
 
     id: str
@@ -158,5 +151,5 @@ class CheckMeta:
     remediation: str
     parameters: tuple[str, ...] = ()
     examples: tuple[tuple[str, str], ...] = ()  # ("bad", text), ("good", text)
-    nist: tuple[str, ...] = field(default=())
-    cci: tuple[str, ...] = field(default=())
+    nist: tuple[str, ...] = ()
+    cci: tuple[str, ...] = ()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from factorygate.facts.workload import as_list, as_map
 from factorygate.model import Outcome
 
 
-@dataclass(frozen=True, slots=True)
-class NetworkPolicyFacts:
+class NetworkPolicyFacts(NamedTuple):
     """What coverage needs of a NetworkPolicy: its namespace, name and pod selector."""
 
     namespace: str | None

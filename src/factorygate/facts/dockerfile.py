@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from factorygate.facts.shell import Command, Pipeline, split_script
 from factorygate.inputs.dockerfile import Dockerfile, Instruction, Stage
@@ -43,8 +43,7 @@ def is_stage_reference(df: Dockerfile, stage: Stage) -> bool:
     return stage.base.lower() == "scratch" or parent_stage(df, stage) is not None
 
 
-@dataclass(frozen=True, slots=True)
-class RunScript:
+class RunScript(NamedTuple):
     """The shell script one RUN executes (shell form, exec form of a shell, or heredoc bodies)."""
 
     instruction: Instruction

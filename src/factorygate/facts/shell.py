@@ -21,11 +21,10 @@ CONTRACT (the checks are written against these types; keep them stable):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     """One simple command."""
 
     program: str  # basename of the program, e.g. "apt-get"
@@ -36,8 +35,7 @@ class Command:
         return any(o in self.argv[1:] for o in options)
 
 
-@dataclass(frozen=True, slots=True)
-class Pipeline:
+class Pipeline(NamedTuple):
     """Commands joined by ``|``; ``commands[i]`` writes into ``commands[i + 1]``."""
 
     commands: tuple[Command, ...]

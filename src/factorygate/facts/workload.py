@@ -11,8 +11,7 @@ Kubernetes semantics (API reference, "SecurityContext" and "PodSecurityContext")
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 # kind -> (path to the pod template's metadata, path to the pod spec), as lists of keys
 _POD_PATHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -68,8 +67,7 @@ def _dig(doc: Mapping[str, Any], keys: tuple[str, ...]) -> object:
     return cur
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerFacts:
+class ContainerFacts(NamedTuple):
     """One container (app, init or ephemeral) with its effective security context."""
 
     name: str
@@ -84,8 +82,7 @@ class ContainerFacts:
         return f"{self.path}.securityContext.{field}"
 
 
-@dataclass(frozen=True, slots=True)
-class Workload:
+class Workload(NamedTuple):
     """A pod-bearing Kubernetes object, normalised for checks."""
 
     kind: str

@@ -37,7 +37,8 @@ import fnmatch
 import functools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_DOCKERFILE_BYTES = 8 * 1024 * 1024
 MAX_INSTRUCTION_CHARS = 1024 * 1024  # one logical instruction (continuations and heredocs included)
@@ -45,8 +46,7 @@ MAX_INSTRUCTIONS = 50_000  # real Dockerfiles have hundreds at most; parsing one
 MAX_COMMENTS = 100_000  # full-line comments
 
 
-@dataclass(frozen=True, slots=True)
-class Heredoc:
+class Heredoc(NamedTuple):
     """A heredoc body attached to an instruction."""
 
     delimiter: str
@@ -56,8 +56,7 @@ class Heredoc:
     strip_tabs: bool  # <<-EOF
 
 
-@dataclass(frozen=True, slots=True)
-class Instruction:
+class Instruction(NamedTuple):
     """One instruction, continuations joined."""
 
     keyword: str  # upper case: FROM, RUN, COPY, ADD, USER, EXPOSE, ENV, ARG, LABEL, HEALTHCHECK, CMD, ...
@@ -99,15 +98,14 @@ class Dockerfile:
     directives: dict[str, str]
     global_args: dict[str, str | None]  # ARGs before the first FROM, with their defaults
     stages: tuple[Stage, ...]
-    comments: tuple[tuple[int, str], ...] = field(default=())
+    comments: tuple[tuple[int, str], ...] = ()
 
     @property
     def final(self) -> Stage:
         return self.stages[-1]
 
 
-@dataclass(frozen=True, slots=True)
-class DockerfileError:
+class DockerfileError(NamedTuple):
     """A Dockerfile that cannot be parsed, with the line when known."""
 
     path: str

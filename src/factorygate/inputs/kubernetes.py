@@ -15,9 +15,8 @@ import stat
 import subprocess
 import sys
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import yaml
 
@@ -32,8 +31,7 @@ _HELM_SOURCE = re.compile(rb"^# Source: (.+?)\s*$", re.MULTILINE)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
+class Manifest(NamedTuple):
     """One Kubernetes object as read from an input."""
 
     data: Mapping[str, Any]
@@ -69,8 +67,7 @@ class Manifest:
         return line
 
 
-@dataclass(frozen=True, slots=True)
-class LoadError:
+class LoadError(NamedTuple):
     """An input that could not be read or parsed."""
 
     file: str
@@ -78,8 +75,7 @@ class LoadError:
     line: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
+class Skipped(NamedTuple):
     """A Kubernetes object of a kind the caller did not ask for (counted, not parsed further)."""
 
     file: str
@@ -247,8 +243,7 @@ def _kubectl_error(stderr: bytes, returncode: int) -> str:
     return msg if len(msg) <= 300 else msg[:297] + "..."
 
 
-@dataclass(frozen=True, slots=True)
-class ReadOptions:
+class ReadOptions(NamedTuple):
     """How inputs are read."""
 
     kustomize: bool = True
@@ -336,8 +331,7 @@ def _not_regular(path: str) -> LoadError | None:
     return None if regular else LoadError(path, "not a regular file (a FIFO, socket or device); not read")
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(NamedTuple):
     """One independent piece of input: loading it needs nothing from the others, so units can be
     loaded in any process. ``kind`` is "file" (Kubernetes YAML/JSON), "dockerfile", "kustomization"
     (a directory to render), "bytes" or "dockerfile-bytes" (stdin, already read) or "error"."""
@@ -408,7 +402,7 @@ def load_unit(unit: Unit, opts: ReadOptions) -> Iterator[Manifest | LoadError | 
             yield from rendered
             return
         yield rendered
-        for plain in _walk(here, replace(opts, kustomize=False)):
+        for plain in _walk(here, opts._replace(kustomize=False)):
             yield from load_unit(plain, opts)
 
 

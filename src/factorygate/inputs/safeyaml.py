@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -69,8 +68,7 @@ class YamlProblem(Exception):
         self.line = line
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedDocument:
+class LoadedDocument(NamedTuple):
     """A parsed document and its node tree (for line numbers)."""
 
     data: Any
@@ -248,8 +246,7 @@ def _over_node_limit(raw: bytes) -> tuple[int, int] | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class SkippedDocument:
+class SkippedDocument(NamedTuple):
     """A document the caller's ``want`` predicate declined: composed, never constructed."""
 
     node: yaml.Node
