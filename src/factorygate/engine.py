@@ -106,32 +106,6 @@ class PartialScan:
     policies: list[NetworkPolicyFacts] = field(default_factory=list)
     stats: ScanStats = field(default_factory=ScanStats)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Findings travel from workers as flat tuples: pickling thousands of frozen dataclasses
-        field by field costs more than the checks that made them (measured: 0.2 s for 6.6k)."""
-        packed = [
-            (
-                f.check, f.status, f.severity, f.message,
-                f.location.file, f.location.line, f.location.path, f.location.source,
-                f.requirements, f.nist, f.cci, f.resource, f.container, f.title, f.remediation, f.waiver,
-            )
-            for f in self.findings
-        ]  # fmt: skip
-        return (_unpack_partial, (packed, self.contexts, self.policies, self.stats))
-
-
-def _unpack_partial(
-    packed: list[tuple[Any, ...]],
-    contexts: list[_WorkloadContext],
-    policies: list[NetworkPolicyFacts],
-    stats: ScanStats,
-) -> PartialScan:
-    findings = [
-        Finding(c, st, sev, msg, Location(file, line, path, src), req, nist, cci, res, cont, title, rem, w)
-        for (c, st, sev, msg, file, line, path, src, req, nist, cci, res, cont, title, rem, w) in packed
-    ]
-    return PartialScan(findings, contexts, policies, stats)
-
 
 class Engine:
     """Runs the enabled checks of a catalog under a policy."""
