@@ -88,7 +88,7 @@ class ImageFacts:
 
     def layer_label(self, layer: int) -> str:
         digest = self.image.layers[layer].digest if layer < len(self.image.layers) else "?"
-        return f"layer {layer + 1}/{len(self.image.layers)} {digest[:19]}"
+        return f"layer {layer + 1}/{len(self.image.layers)} {digest}"
 
 
 # -- history ----------------------------------------------------------------------------------
