@@ -104,6 +104,9 @@ class Parameters:
     runtime_socket_paths: list[str] = field(default_factory=lambda: list(DEFAULT_RUNTIME_SOCKETS))
     allowed_sysctls: list[str] = field(default_factory=lambda: list(DEFAULT_ALLOWED_SYSCTLS))
     exempt_namespaces: list[str] = field(default_factory=list)
+    # Admission (factorygate admission serve): namespaces (globs) where an evaluation *error* admits the
+    # object instead of denying it. Policy failures still deny there. Empty: fail closed everywhere.
+    fail_open_namespaces: list[str] = field(default_factory=list)
     # Approved base images by digest (CICDG-2.14): the manifest digest of an image, or of its base layers.
     approved_base_digests: list[str] = field(default_factory=list)
     # More layers than this in an image is reported (CICDG-2.8, "minimal cached layers").
