@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from factorygate import __version__
@@ -14,6 +15,7 @@ from factorygate.model import Finding, Resource, Severity, Status
 SCHEMA_ID = "https://factorygate.dev/schemas/report-v1.schema.json"
 SCHEMA_VERSION = "1.0"
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # one C encoder for every line
+_STR: Callable[[str], str] = json.encoder.encode_basestring  # the C function: a str as a JSON string
 _VALUE: dict[object, str] = {m: m.value for e in (Status, Severity) for m in e}  # enum .value is slow
 
 
@@ -61,7 +63,7 @@ class _LineEncoder:
         self._resource: dict[Resource | None, str] = {}
 
     def line(self, f: Finding) -> str:
-        key = (f.check, f.status.value, f.severity.value)
+        key = (f.check, _VALUE[f.status], _VALUE[f.severity])
         parts = self._check.get(key)
         if parts is None:
             d = finding_dict(f)
@@ -71,19 +73,25 @@ class _LineEncoder:
         res = self._resource.get(f.resource)
         if res is None:
             res = self._resource[f.resource] = _ENCODE(finding_dict(f)["resource"])
-        loc = f.location
+        file, line, path, source = f.location
         waiver = f.waiver
         return "".join(
             (
                 parts[0],
                 ', "message": ',
-                _ENCODE(f.message),
-                ', "location": ',
-                _ENCODE({"file": loc.file, "line": loc.line, "path": loc.path, "source": loc.source}),
-                ', "resource": ',
+                _STR(f.message),
+                ', "location": {"file": ',
+                _STR(file),
+                ', "line": ',
+                "null" if line is None else str(line),
+                ', "path": ',
+                "null" if path is None else _STR(path),
+                ', "source": ',
+                "null" if source is None else _STR(source),
+                '}, "resource": ',
                 res,
                 ', "container": ',
-                _ENCODE(f.container),
+                "null" if f.container is None else _STR(f.container),
                 ", ",
                 parts[1][:-1],
                 ', "waiver": ',
