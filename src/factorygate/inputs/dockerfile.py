@@ -271,7 +271,9 @@ class _Expander:
         return "$", pos + 1
 
 
-_UNQUOTERS = {esc: _Expander({}, esc, quotes=True, substitute=False) for esc in ("\\", "`")}
+@functools.cache
+def _unquoter(escape: str) -> _Expander:
+    return _Expander({}, escape, quotes=True, substitute=False)
 
 
 def expand(text: str, env: dict[str, str | None]) -> str:
@@ -300,6 +302,7 @@ _HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
 _JSON_KEYWORDS = frozenset({"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME"})
 
 
+@functools.cache
 def _word_regex(escape: str) -> re.Pattern[str]:
     """A word of an instruction: whitespace outside quotes ends it; quotes and escapes are kept."""
     e = re.escape(escape)
@@ -309,14 +312,11 @@ def _word_regex(escape: str) -> re.Pattern[str]:
     )
 
 
-_WORDS = {"\\": _word_regex("\\"), "`": _word_regex("`")}
-
-
 def _unquote(word: str, escape: str) -> str:
     """A word with its quotes and escapes removed, no substitution."""
     if not any(c in word for c in ("'", '"', escape)):
         return word
-    return _UNQUOTERS[escape].run(word)
+    return _unquoter(escape).run(word)
 
 
 def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
@@ -331,7 +331,7 @@ def _split_flags(rest: str, escape: str) -> tuple[tuple[str, ...], str]:
     if not rest.startswith("--"):
         return (), rest
     flags: list[str] = []
-    words = _WORDS[escape]
+    words = _word_regex(escape)
     pos, n = 0, len(rest)
     while pos < n and rest.startswith("--", pos):
         m = words.match(rest, pos)
@@ -368,7 +368,7 @@ def _heredocs_in(line: str) -> list[_PendingHeredoc]:
     """The heredocs a logical line introduces (``<<EOF``, ``<<-EOF``, ``<<"EOF"``, ``2<<EOF``), as
     BuildKit finds them: words of the line (backslash escapes) matching ``\\d*<<-?word``."""
     found: list[_PendingHeredoc] = []
-    for m in _WORDS["\\"].finditer(line):
+    for m in _word_regex("\\").finditer(line):
         h = _HEREDOC.fullmatch(m.group())
         if h is None or not h.group(3):
             continue
@@ -429,6 +429,7 @@ class _StageBuilder:
         return Stage(self.index, self.base, self.base_raw, self.name, self.line, tuple(self.instructions))
 
 
+@functools.cache
 def _block_regex(escape: str) -> re.Pattern[str]:
     """One logical line from the start of its first line: lines ending with the escape character
     (blanks after it allowed), each followed by any empty or comment lines (dropped inside a
@@ -437,11 +438,13 @@ def _block_regex(escape: str) -> re.Pattern[str]:
     return re.compile(rf"(?:[^\n]*{e}[ \t]*+(?:\n|\Z)(?:[^\S\n]*+(?:#[^\n]*+)?\n)*+)*+[^\n]*+")
 
 
+@functools.cache
 def _escape_at_end_regex(escape: str) -> re.Pattern[str]:
     """The escape character ending a line (blanks after it allowed)."""
     return re.compile(rf"{re.escape(escape)}[ \t]*+(?=\n|\Z)")
 
 
+@functools.cache
 def _glued_regex(escape: str) -> re.Pattern[str]:
     """What the fast join cannot do: a line break right after a word character (Docker glues the
     words: no space is added)."""
@@ -449,9 +452,7 @@ def _glued_regex(escape: str) -> re.Pattern[str]:
     return re.compile(rf"(?<=\S){e}[ \t]*+\n")
 
 
-_BLOCK = {esc: _block_regex(esc) for esc in ("\\", "`")}
-_ESCAPE_AT_END = {esc: _escape_at_end_regex(esc) for esc in ("\\", "`")}
-_GLUED = {esc: _glued_regex(esc) for esc in ("\\", "`")}
+# the regexes that depend on the escape character are built on first use (`escape=` is rare)
 _COMMENT_LINE = re.compile(r"\n[^\S\n]*+#([^\n]*+)")  # after the first line of a block
 _BLANK_LINES = re.compile(r"(?:[^\S\n]*+\n)*+[^\S\n]*+")
 _DIRECTIVE = re.compile(r"[^\S\n]*+#[ \t]*+([a-zA-Z][a-zA-Z0-9]*+)[ \t]*+=([^\n]*+)")
@@ -493,7 +494,7 @@ def _glued(raw: str, escape: str) -> bool:
     if ends != raw.count(" " + escape + "\n") + raw.count("\t" + escape + "\n"):
         return True
     if escape + " " in raw or escape + "\t" in raw:
-        return _GLUED[escape].search(raw) is not None
+        return _glued_regex(escape).search(raw) is not None
     return False
 
 
@@ -513,7 +514,7 @@ class _Parser:
         n = len(text)
         pos, line = self._directives()
         esc = self.escape
-        block, escape_at_end = _BLOCK[esc].match, _ESCAPE_AT_END[esc]
+        block, escape_at_end = _block_regex(esc).match, _escape_at_end_regex(esc)
         blank_lines = _BLANK_LINES.match
         while pos < n:
             m = blank_lines(text, pos)
@@ -691,7 +692,7 @@ class _Parser:
 
     def _global_arg(self, inst: Instruction) -> None:
         env = self.global_args
-        for m in _WORDS[self.escape].finditer(inst.args):
+        for m in _word_regex(self.escape).finditer(inst.args):
             name, eq, value = m.group().partition("=")
             if not name:
                 continue
