@@ -312,9 +312,9 @@ def _tls_downgrade(c: Command) -> str | None:
         return "pip --trusted-host"
     if c.program in ("npm", "yarn", "pnpm") and "strict-ssl" in joined and "false" in joined:
         return f"{c.program} strict-ssl false"
-    if _GIT_NO_VERIFY.search(joined):
+    if "ssl" in joined.lower() and _GIT_NO_VERIFY.search(joined):  # the substring test skips the regex
         return "git http.sslVerify=false"
-    url = _HTTP_SOURCE.search(joined)
+    url = _HTTP_SOURCE.search(joined) if "http://" in joined else None
     if url and (c.program in _INSTALLERS or _SOURCE_FILES.search(joined)):
         return f"a plain-HTTP package source or registry ({url.group()})"
     return None
@@ -326,7 +326,7 @@ def df_tls_verification(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
         whats = [w for w in (_tls_downgrade(c) for c in run.commands) if w]
         # a plain-HTTP source written into a package manager's configuration (echo ... > sources.list):
         # redirections are not part of argv, so look at each command of the script as written
-        for segment in _SEGMENTS.split(run.script):
+        for segment in _SEGMENTS.split(run.script) if "http://" in run.script else ():
             url = _HTTP_SOURCE.search(segment)
             if url and _SOURCE_FILES.search(segment) and not whats:
                 whats.append(f"a plain-HTTP package source ({url.group()})")

@@ -15,6 +15,7 @@ _SECRET_NAME = re.compile(
     r"(?i)(passw(or)?d|passwd|pwd$|secret|token|api[_-]?key|apikey|private[_-]?key|credential|"
     r"access[_-]?key|auth[_-]?key|client[_-]?secret|connection[_-]?string|dsn$)"
 )
+_NAME_HINTS = ("pass", "pwd", "secret", "token", "key", "credential", "connection", "dsn")
 # (what, substrings one of which every match contains, pattern): the substring test is a C-speed
 # scan that skips the regex for almost every value and script.
 _SECRET_VALUE = (
@@ -43,11 +44,16 @@ def credential_reason(name: str, value: str) -> str | None:
     for what, hints, pattern in _SECRET_VALUE:
         if any(h in value for h in hints) and pattern.search(value):
             return f"value looks like {what}"
+    if not name:
+        return None
+    low = name.lower()  # every _SECRET_NAME alternative contains one of these: skip the regex otherwise
+    if not any(h in low for h in _NAME_HINTS):
+        return None
     v = value.strip()
     if (
-        _SECRET_NAME.search(name)
+        len(v) >= 4
+        and _SECRET_NAME.search(name)
         and not _DESCRIBES_A_SECRET.search(name)
-        and len(v) >= 4
         and not _NOT_A_SECRET.match(v)
     ):
         return "variable name suggests a credential and the value is a literal"
