@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from factorygate import __version__
 
@@ -43,11 +43,58 @@ def _megabytes(value: str) -> int:
     return int(n * 1024 * 1024)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _admission_parsers(sub: Any, argv: Sequence[str]) -> None:
+    """`admission serve|manifests` and `export vap`. Their option tables live with their code (which
+    imports uvicorn, starlette, ...), so they are added only when that command is on the line:
+    `factorygate --version` and `scan` do not pay for them."""
+    admission = sub.add_parser("admission", help="the validating admission webhook: serve it, or print its manifests")
+    export = sub.add_parser(
+        "export", help="export the policy for other enforcers (Kubernetes ValidatingAdmissionPolicy)"
+    )
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:1] == ["admission"]:
+        actions = admission.add_subparsers(dest="action", metavar="ACTION", required=True)
+        serve = actions.add_parser("serve", help="run the webhook (HTTPS, /validate, /healthz, /readyz, /metrics)")
+        manifests = actions.add_parser("manifests", help="print the Kubernetes objects that run the webhook")
+        if words[1:2] == ["serve"]:
+            from factorygate.admission.server import add_serve_arguments
+
+            add_serve_arguments(serve)
+        elif words[1:2] == ["manifests"]:
+            from factorygate.admission.manifests import add_manifest_arguments
+
+            add_manifest_arguments(manifests)
+    elif words[:1] == ["export"]:
+        targets = export.add_subparsers(dest="action", metavar="TARGET", required=True)
+        vap = targets.add_parser("vap", help="ValidatingAdmissionPolicy + bindings with CEL for the Kubernetes checks")
+        if words[1:2] == ["vap"]:
+            from factorygate.export.vap import add_export_arguments
+
+            add_export_arguments(vap)
+
+
+def _cmd_admission(args: argparse.Namespace) -> int:
+    if args.action == "serve":
+        from factorygate.admission.server import run_serve
+
+        return run_serve(args)
+    from factorygate.admission.manifests import run_manifests
+
+    return run_manifests(args)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from factorygate.export.vap import run_export_vap
+
+    return run_export_vap(args)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="factorygate",
         description="Security gates for the DoD Enterprise DevSecOps reference designs: checks Kubernetes "
-        "manifests against the DISA Container Image Creation and Deployment Guide and the Pod Security Standards.",
+        "manifests, Dockerfiles and built images against the DISA Container Image Creation and Deployment Guide "
+        "and the Pod Security Standards, in CI and at admission.",
     )
     parser.add_argument("--version", action="version", version=f"factorygate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -106,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow plain HTTP to this loopback registry (reported as a CICDG-2.7 finding)",
     )
     image.add_argument("--timeout", type=float, default=30.0, metavar="S", help="registry timeout per request (30)")
+
+    _admission_parsers(sub, argv)
 
     rules = sub.add_parser("rules", help="list the catalog: checks with their requirements, NIST controls and CCIs")
     rules.add_argument("--format", "-f", choices=("text", "json"), default="text")
@@ -283,14 +332,22 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_ERROR
     from factorygate.errors import FactorygateError
 
-    handlers = {"scan": _cmd_scan, "image": _cmd_image, "rules": _cmd_rules, "init": _cmd_init}
+    handlers = {
+        "scan": _cmd_scan,
+        "image": _cmd_image,
+        "admission": _cmd_admission,
+        "export": _cmd_export,
+        "rules": _cmd_rules,
+        "init": _cmd_init,
+    }
     try:
         return handlers[args.command](args)
     except FactorygateError as e:
