@@ -147,8 +147,8 @@ def test_webhook_configuration() -> None:
     covered = {(g, r) for rule in hook["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
     assert covered == {(g, r) for g, _, resources in WEBHOOK_RULES for r in resources}
     assert {r for _, r in covered} == {
-        "pods", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs",
-        "replicationcontrollers",
+        "pods", "pods/ephemeralcontainers", "deployments", "replicasets", "statefulsets", "daemonsets", "jobs",
+        "cronjobs", "replicationcontrollers",
     }  # fmt: skip
     assert all(rule["operations"] == ["CREATE", "UPDATE"] for rule in hook["rules"])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.conftest import scan_text
+from tests.conftest import ROOT, scan_text
 
 from factorygate import engine
 from factorygate.model import Status
@@ -50,3 +50,23 @@ def test_a_crashing_check_is_an_error_finding_never_a_pass(monkeypatch: pytest.M
     assert crashed[0].requirements == ("CICDG-3.8",)
     assert result.exit_code() == 2
     assert any(f.status is Status.PASS for f in result.findings)  # the other checks still ran
+
+
+def test_an_engine_that_records_no_passes_keeps_every_other_finding() -> None:
+    """Admission sets record_passes = False: the failures, waivers and errors are exactly a scan's."""
+    from factorygate.catalog import load_catalog
+    from factorygate.engine import KUBERNETES_KINDS, Engine
+    from factorygate.inputs.kubernetes import ReadOptions, load_unit, plan_inputs
+    from factorygate.model import Status
+    from factorygate.policy import load_policy
+
+    opts = ReadOptions(kustomize=False, max_bytes=1 << 20, kinds=KUBERNETES_KINDS, input_type="kubernetes")
+    policy = load_policy(str(ROOT / "examples" / "policy.yaml"))
+    items = [x for u in plan_inputs([str(ROOT / "tests" / "fixtures" / "checks")], opts) for x in load_unit(u, opts)]
+    full = Engine(load_catalog(), policy).evaluate(iter(items)).findings
+    lean_engine = Engine(load_catalog(), policy)
+    lean_engine.record_passes = False
+    lean = lean_engine.evaluate(iter(items)).findings
+    assert any(f.status is Status.PASS for f in full)
+    assert not any(f.status is Status.PASS for f in lean)
+    assert lean == [f for f in full if f.status is not Status.PASS]

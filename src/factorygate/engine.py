@@ -123,6 +123,7 @@ class Engine:
         self._image_checks: list[tuple[CheckMeta, ImageCheck]] | None = None
         self.severity = {cid: policy.severity_of(cid, meta.severity) for cid, meta in catalog.checks.items()}
         self.policy_waivers = WaiverBook.from_rules(policy.waivers, "policy", self.as_of)
+        self.record_passes = True  # False (admission): passing outcomes make no Finding
         self._produced = 0  # findings so far, against finding_budget
         self.finding_budget = MAX_FINDINGS
 
@@ -445,6 +446,8 @@ class Engine:
                 yield self._crash(meta_check, e, locate(w.pod_path), resource)
                 continue
             for o in outcomes:
+                if o.passed and not self.record_passes:
+                    continue
                 yield self._finding(meta_check.id, o, resource, locate(o.path), waivers)
         if self.bundle_checks:
             contexts.append(_WorkloadContext(resource, w.namespace, w.labels, w.pod_path, locate(w.pod_path), waivers))

@@ -76,6 +76,7 @@ class EngineClock:
         # applies, and the run-wide finding budget of a scan would otherwise deny everything once
         # the process had produced that many findings in total.
         engine.finding_budget = 2**62
+        engine.record_passes = False  # a decision needs failures, waivers and errors only
         self._follow = follow_clock and engine.as_of == dt.date.today()
         self._next = _next_midnight()
 
@@ -84,6 +85,7 @@ class EngineClock:
             old = self.engine
             self.engine = Engine(old.catalog, old.policy, as_of=dt.date.today())
             self.engine.finding_budget = old.finding_budget
+            self.engine.record_passes = old.record_passes
             self._next = _next_midnight()
         return self.engine
 

@@ -46,7 +46,7 @@ POLICY_KEY = "policy.yaml"
 MAX_POLICY_BYTES = 512 * 1024  # a ConfigMap holds at most 1 MiB; leave room for the rest of it
 # (API group, version, resources) the webhook is called for, on CREATE and UPDATE.
 WEBHOOK_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("", "v1", ("pods", "replicationcontrollers")),
+    ("", "v1", ("pods", "pods/ephemeralcontainers", "replicationcontrollers")),  # kubectl debug adds containers
     ("apps", "v1", ("deployments", "replicasets", "statefulsets", "daemonsets")),
     ("batch", "v1", ("jobs", "cronjobs")),
 )

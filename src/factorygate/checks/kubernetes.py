@@ -8,6 +8,7 @@ through ``as_map``/``as_list`` so a wrong type reads as "not set".
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Iterator
 
@@ -78,8 +79,14 @@ def _under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
+@functools.lru_cache(maxsize=64)
+def _normalised(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """Policy path lists, normalised once per policy rather than once per workload."""
+    return tuple(posixpath.normpath(x) for x in paths)
+
+
 def k8s_no_container_runtime_socket(w: Workload, p: Parameters) -> Iterator[Outcome]:
-    sockets = [posixpath.normpath(s) for s in p.runtime_socket_paths]
+    sockets = _normalised(tuple(p.runtime_socket_paths))
     flagged: set[str | None] = set()
     for c, i, vname, path in _mounted_host_paths(w):
         hit = next((s for s in sockets if path in (s, "/") or _under(s, path)), None)
@@ -114,7 +121,7 @@ def k8s_seccomp_profile(w: Workload, p: Parameters) -> Iterator[Outcome]:
 
 
 def k8s_no_sensitive_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
-    sensitive = [posixpath.normpath(s) for s in p.sensitive_host_paths]
+    sensitive = _normalised(tuple(p.sensitive_host_paths))
     flagged: set[str | None] = set()
     for c, i, vname, path in _mounted_host_paths(w):
         hit = next((s for s in sensitive if _under(path, s)), None)

@@ -42,6 +42,8 @@ class Manifest(NamedTuple):
 
     def line_of(self, path: str) -> int:
         """The 1-based line of the deepest existing node on a JSON path such as ``spec.containers[0].image``."""
+        if self.node is None:  # JSON read without a node tree, or an admission request: no lines to find
+            return self.line
         return self.line_at(_split_path(path))
 
     def line_at(self, parts: Sequence[str | int]) -> int:
