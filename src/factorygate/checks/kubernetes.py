@@ -18,7 +18,7 @@ from factorygate.facts.workload import ContainerFacts, Workload, as_list, as_map
 from factorygate.model import Outcome
 from factorygate.policy.schema import Parameters
 
-_RESTRICTED_VOLUME_TYPES = frozenset(
+RESTRICTED_VOLUME_TYPES = frozenset(
     {
         "configMap",
         "csi",
@@ -30,9 +30,9 @@ _RESTRICTED_VOLUME_TYPES = frozenset(
         "secret",
     }
 )
-_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
+SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
 _APPARMOR_TYPES = frozenset({"RuntimeDefault", "Localhost"})
-_APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 
 
 def _ok(c: ContainerFacts | None, path: str, message: str) -> Outcome:
@@ -382,7 +382,7 @@ def k8s_volume_types(w: Workload, p: Parameters) -> Iterator[Outcome]:
     bad = []
     for i, v in enumerate(as_list(w.pod_spec.get("volumes"))):
         kinds = [k for k in as_map(v) if k != "name"]
-        disallowed = [k for k in kinds if k not in _RESTRICTED_VOLUME_TYPES]
+        disallowed = [k for k in kinds if k not in RESTRICTED_VOLUME_TYPES]
         if disallowed:
             bad.append((i, str(as_map(v).get("name")), disallowed[0]))
     if bad:
@@ -421,7 +421,7 @@ def k8s_selinux_options(w: Workload, p: Parameters) -> Iterator[Outcome]:
             ("pod", pod_opts, w.pod_field("securityContext.seLinuxOptions")),
             ("container", as_map(c.security_context.get("seLinuxOptions")), c.sc_path("seLinuxOptions")),
         ):
-            if opts.get("type") not in (None, *_SELINUX_TYPES):
+            if opts.get("type") not in (None, *SELINUX_TYPES):
                 problems.append(f"{where} seLinuxOptions.type {opts.get('type')!r}")
                 path = base
             for field in ("user", "role"):
@@ -468,9 +468,9 @@ def k8s_apparmor(w: Workload, p: Parameters) -> Iterator[Outcome]:
             own = c.security_context.get("appArmorProfile") is not None
             path = c.sc_path("appArmorProfile.type") if own else w.pod_field("securityContext.appArmorProfile.type")
             problems.append(f"appArmorProfile.type is {kind!r}")
-        legacy = w.annotations.get(_APPARMOR_ANNOTATION + c.name)
+        legacy = w.annotations.get(APPARMOR_ANNOTATION + c.name)
         if legacy is not None and legacy != "runtime/default" and not str(legacy).startswith("localhost/"):
-            problems.append(f"annotation {_APPARMOR_ANNOTATION}{c.name} is {legacy!r}")
+            problems.append(f"annotation {APPARMOR_ANNOTATION}{c.name} is {legacy!r}")
         if problems:
             yield _bad(c, path, "; ".join(problems))
         else:

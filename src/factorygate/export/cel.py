@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from factorygate.checks.kubernetes import APPARMOR_ANNOTATION, RESTRICTED_VOLUME_TYPES, SELINUX_TYPES
 from factorygate.export import patterns as rx
 from factorygate.export.patterns import Unsupported
 from factorygate.model import CheckMeta
@@ -82,18 +83,10 @@ NOT_EXPRESSIBLE = {
         "use `factorygate scan` or the admission webhook"
     ),
 }
-_SELINUX_TYPES = ("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
-_RESTRICTED_VOLUME_TYPES = (
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "persistentVolumeClaim",
-    "projected",
-    "secret",
-)
-_APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+# The same sets the Python checks read (one definition: the export cannot drift from the checks).
+_SELINUX_TYPES = tuple(sorted(SELINUX_TYPES))
+_RESTRICTED_VOLUME_TYPES = tuple(sorted(RESTRICTED_VOLUME_TYPES))
+_APPARMOR_ANNOTATION = APPARMOR_ANNOTATION
 
 
 @dataclass(frozen=True)
