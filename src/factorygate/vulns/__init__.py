@@ -1,0 +1,1 @@
+"""Vulnerability management: scanner reports merged, an offline OSV matcher, justifications, the gate."""
