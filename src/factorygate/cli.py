@@ -51,7 +51,17 @@ def _admission_parsers(sub: Any, argv: Sequence[str]) -> None:
     export = sub.add_parser(
         "export", help="export the policy for other enforcers (Kubernetes ValidatingAdmissionPolicy)"
     )
+    vulns = sub.add_parser("vulns", help="merge two scanners' findings, match an SBOM offline, gate the release")
     words = [a for a in argv if not a.startswith("-")]
+    if words[:1] == ["vulns"]:
+        v_actions = vulns.add_subparsers(dest="action", metavar="ACTION", required=True)
+        from factorygate.vulns.commands import add_vulns_arguments
+
+        for name, text in (
+            ("merge", "merge scanner reports (Trivy, Grype, CycloneDX) into one de-duplicated list"),
+            ("gate", "go/no-go: unjustified findings against the gate policy (exit 0 go, 1 no-go)"),
+        ):
+            add_vulns_arguments(name, v_actions.add_parser(name, help=text))
     if words[:1] == ["admission"]:
         actions = admission.add_subparsers(dest="action", metavar="ACTION", required=True)
         serve = actions.add_parser("serve", help="run the webhook (HTTPS, /validate, /healthz, /readyz, /metrics)")
@@ -81,6 +91,12 @@ def _cmd_admission(args: argparse.Namespace) -> int:
     from factorygate.admission.manifests import run_manifests
 
     return run_manifests(args)
+
+
+def _cmd_vulns(args: argparse.Namespace) -> int:
+    from factorygate.vulns.commands import run_vulns
+
+    return run_vulns(args)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -345,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "image": _cmd_image,
         "admission": _cmd_admission,
         "export": _cmd_export,
+        "vulns": _cmd_vulns,
         "rules": _cmd_rules,
         "init": _cmd_init,
     }
