@@ -32,11 +32,11 @@ def test_gate_is_no_go_without_justifications_and_go_when_each_blocker_is_justif
     assert proc.returncode == 1
     assert "NO-GO" in proc.stderr
     doc = json.loads(decision.read_text())
-    blocked = sorted({r.split(" in ")[0] for r in proc.stderr.splitlines()[1:] if " in " in r})
+    blocked = sorted({r.split(" in ")[0].strip() for r in proc.stderr.splitlines()[1:] if " in " in r})
     assert blocked
     assert {i["path"] for i in doc["inputs"]} == {TRIVY, GRYPE}
     entries = "".join(
-        f"  - vulnerability: {vid.strip()}\n    status: risk_accepted\n"
+        f"  - vulnerability: {vid}\n    status: risk_accepted\n"
         "    justification: not reachable from the service's entry points, fix scheduled\n"
         "    author: A. Developer\n    approver: I. Approver (ISSM)\n"
         "    approved: 2026-11-01\n    expires: 2027-02-01\n"
@@ -49,6 +49,15 @@ def test_gate_is_no_go_without_justifications_and_go_when_each_blocker_is_justif
     assert "GO" in proc.stderr
     proc = run_cli("vulns", "gate", TRIVY, GRYPE, "-j", str(just), "-o", str(decision), "--as-of", "2027-03-01")
     assert proc.returncode == 1  # the justifications expired
+    vex = tmp_path / "vex.json"
+    proc = run_cli("vulns", "vex", TRIVY, GRYPE, "-j", str(just), "-o", str(vex), "--as-of", "2026-11-23")
+    assert proc.returncode == 0, proc.stderr
+    statements = json.loads(vex.read_text())["statements"]
+    assert {s["vulnerability"]["name"] for s in statements} == set(blocked)
+    assert {s["status"] for s in statements} == {"affected"}  # risk_accepted: affected, with the action taken
+    proc = run_cli("vulns", "vex", TRIVY, GRYPE, "-j", str(just), "-f", "cyclonedx", "-o", str(vex))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(vex.read_text())["bomFormat"] == "CycloneDX"
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path: Path) -> None:

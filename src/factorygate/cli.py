@@ -60,6 +60,7 @@ def _admission_parsers(sub: Any, argv: Sequence[str]) -> None:
         for name, text in (
             ("merge", "merge scanner reports (Trivy, Grype, CycloneDX) into one de-duplicated list"),
             ("gate", "go/no-go: unjustified findings against the gate policy (exit 0 go, 1 no-go)"),
+            ("vex", "the justifications that cover these findings as OpenVEX or CycloneDX VEX"),
         ):
             add_vulns_arguments(name, v_actions.add_parser(name, help=text))
     if words[:1] == ["admission"]:

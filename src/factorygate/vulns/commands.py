@@ -87,6 +87,12 @@ def add_vulns_arguments(action: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sbom", metavar="FILE", help="CycloneDX SBOM (factorygate image --sbom) for the OSV matcher")
     parser.add_argument("--osv", metavar="DIR", help="OSV mirror (directory of JSON files or ecosystem zips)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the JSON to FILE instead of stdout")
+    if action == "vex":
+        parser.add_argument("--justifications", "-j", metavar="FILE", required=True, help="justifications file")
+        parser.add_argument("--format", "-f", choices=("openvex", "cyclonedx"), default="openvex")
+        parser.add_argument("--author", default="factorygate", help="the VEX document's author")
+        parser.add_argument("--image", metavar="REF", help="the image (for image-scoped justifications)")
+        parser.add_argument("--as-of", metavar="YYYY-MM-DD", help="evaluate expiry as of this date (default today)")
     if action == "gate":
         parser.add_argument("--justifications", "-j", metavar="FILE", help="justifications file (YAML)")
         parser.add_argument(
@@ -113,7 +119,27 @@ def run_vulns(args: argparse.Namespace) -> int:
     if args.action == "merge":
         _write(merged_json(result), args.output)
         return 0
+    if args.action == "vex":
+        return _vex(args, result)
     return _gate(args, result)
+
+
+def _vex(args: argparse.Namespace, result: MergeResult) -> int:
+    """The active justifications that cover these findings, as OpenVEX or CycloneDX VEX."""
+    from factorygate.vulns.justify import load_justifications
+    from factorygate.vulns.model import VulnInputError
+    from factorygate.vulns.vex import cyclonedx_vex, openvex
+
+    try:
+        book = load_justifications(args.justifications)
+        as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
+    except (VulnInputError, ValueError) as e:
+        print(f"factorygate: {e}", file=sys.stderr)
+        return 2
+    make = openvex if args.format == "openvex" else cyclonedx_vex
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    _write(make(book, result.findings, args.author, now, as_of=as_of, image=args.image), args.output)
+    return 0
 
 
 def _gate(args: argparse.Namespace, result: MergeResult) -> int:
