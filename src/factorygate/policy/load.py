@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from factorygate.errors import PolicyError
+from factorygate.errors import FactorygateError, PolicyError
 from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
 from factorygate.policy.schema import FieldProblem, Policy, WaiverRule
 
@@ -21,7 +21,7 @@ def default_policy_text() -> str:
     return resources.files("factorygate.policy").joinpath("default-policy.yaml").read_text(encoding="utf-8")
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """The 1-based line of the deepest node on ``loc`` that exists in the YAML."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
@@ -38,39 +38,62 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def parse_policy(text: str, name: str, known_checks: set[str] | None = None) -> Policy:
-    """Validate policy text; raise :class:`PolicyError` with ``name:line: field: problem`` lines."""
+def validate_document(
+    text: str,
+    name: str,
+    cls: type[T],
+    *,
+    described: str,
+    kind: str,
+    docs: str | None,
+    error: type[FactorygateError],
+) -> tuple[T, yaml.Node | None]:
+    """The first YAML document of ``text`` validated as ``cls`` (a factorygate.dev/v1 file of ``kind``),
+    with its node tree for further line lookups. Every problem is raised as one ``error`` listing
+    ``name:line: field: problem`` lines; ``described`` names such a file ("a policy")."""
     first = next(iter(load_documents(text.encode("utf-8", "surrogatepass"))), None)
     if isinstance(first, YamlProblem):
         where = f"{name}:{first.line}" if first.line else name
-        raise PolicyError(f"{where}: {first.message}")
+        raise error(f"{where}: {first.message}")
     node = first.node if isinstance(first, LoadedDocument) else None
     data: Any = first.data if isinstance(first, LoadedDocument) else None
     if not isinstance(data, dict):
-        raise PolicyError(f"{name}:1: a policy is a mapping with apiVersion: factorygate.dev/v1 and kind: Policy")
-    policy, invalid = _validate(Policy, data)
-    if policy is None:
+        raise error(f"{name}:1: {described} is a mapping with apiVersion: factorygate.dev/v1 and kind: {kind}")
+    parsed, invalid = validate_dataclass(cls, data, docs)
+    if parsed is None:
         lines = []
         for loc, msg in invalid:
             field = ".".join(str(p) for p in loc) or "(top level)"
-            lines.append(f"{name}:{_line_of(node, loc)}: {field}: {msg}")
-        raise PolicyError("invalid policy:\n  " + "\n  ".join(lines))
+            lines.append(f"{name}:{line_of(node, loc)}: {field}: {msg}")
+        raise error(f"invalid {kind.lower()}:\n  " + "\n  ".join(lines))
+    return parsed, node
+
+
+def parse_policy(text: str, name: str, known_checks: set[str] | None = None) -> Policy:
+    """Validate policy text; raise :class:`PolicyError` with ``name:line: field: problem`` lines."""
+    policy, node = validate_document(
+        text, name, Policy, described="a policy", kind="Policy", docs="docs/policy.md", error=PolicyError
+    )
     if known_checks is not None:
         problems = []
         for key in policy.checks:
             if key not in known_checks:
-                problems.append(f"{name}:{_line_of(node, ('checks', key))}: checks.{key}: unknown check id")
+                problems.append(f"{name}:{line_of(node, ('checks', key))}: checks.{key}: unknown check id")
         for i, w in enumerate(policy.waivers):
             if w.check not in known_checks:
-                line = _line_of(node, ("waivers", i, "check"))
+                line = line_of(node, ("waivers", i, "check"))
                 problems.append(f"{name}:{line}: waivers.{i}.check: unknown check id {w.check!r}")
         if problems:
             raise PolicyError("invalid policy:\n  " + "\n  ".join(problems))
     return policy
 
 
-def _validate(cls: type[T], data: object) -> tuple[T | None, list[tuple[tuple[int | str, ...], str]]]:
-    """Validate ``data`` against a schema dataclass with pydantic (imported only here, when a file is read)."""
+def validate_dataclass(
+    cls: type[T], data: object, docs: str | None = "docs/policy.md"
+) -> tuple[T | None, list[tuple[tuple[int | str, ...], str]]]:
+    """Validate ``data`` against a schema dataclass with pydantic (imported only here, when a file is read).
+
+    ``docs`` is the page an "unknown field" problem points to."""
     from pydantic import TypeAdapter, ValidationError
 
     try:
@@ -81,7 +104,7 @@ def _validate(cls: type[T], data: object) -> tuple[T | None, list[tuple[tuple[in
             loc, msg = tuple(err["loc"]), err["msg"]
             cause = (err.get("ctx") or {}).get("error")
             if err["type"] == "unexpected_keyword_argument":
-                msg = "unknown field (a typo? see docs/policy.md)"
+                msg = f"unknown field (a typo? see {docs})" if docs else "unknown field (a typo?)"
             elif isinstance(cause, FieldProblem):  # a __post_init__ rule: point at its field
                 loc, msg = (*loc, cause.field), str(cause)
             problems.append((loc, msg))
@@ -90,7 +113,7 @@ def _validate(cls: type[T], data: object) -> tuple[T | None, list[tuple[tuple[in
 
 def validate_waiver(data: dict[str, object]) -> WaiverRule | str:
     """An inline waiver's rule, or the first problem as ``field: message``."""
-    rule, problems = _validate(WaiverRule, data)
+    rule, problems = validate_dataclass(WaiverRule, data)
     if rule is None:
         loc, msg = problems[0]
         return f"{'.'.join(str(x) for x in loc)}: {msg}"

@@ -75,7 +75,7 @@ class FieldProblem(ValueError):
         self.field = field_name
 
 
-_STRICT: dict[str, Any] = {"extra": "forbid"}  # pydantic ConfigDict, applied when a file is validated
+STRICT: dict[str, Any] = {"extra": "forbid"}  # pydantic ConfigDict, applied when a file is validated
 
 
 def _abs_paths(name: str, paths: list[str]) -> None:
@@ -84,7 +84,7 @@ def _abs_paths(name: str, paths: list[str]) -> None:
         raise FieldProblem(name, f"host paths must be absolute: {bad}")
 
 
-def _text(obj: object, name: str, value: str, min_length: int) -> None:
+def required_text(obj: object, name: str, value: str, min_length: int) -> None:
     """Strip a required text field in place and enforce its minimum length."""
     stripped = value.strip()
     if not stripped:
@@ -98,7 +98,7 @@ def _text(obj: object, name: str, value: str, min_length: int) -> None:
 class Parameters:
     """Parameters the checks read."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     allowed_registries: list[str] = field(default_factory=lambda: ["registry1.dso.mil"])
     sensitive_host_paths: list[str] = field(default_factory=lambda: list(DEFAULT_SENSITIVE_HOST_PATHS))
     runtime_socket_paths: list[str] = field(default_factory=lambda: list(DEFAULT_RUNTIME_SOCKETS))
@@ -134,7 +134,7 @@ def _is_digest(text: str) -> bool:
 class CheckSetting:
     """Per-check settings."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     enabled: bool = True
     severity: Severity | None = None
 
@@ -143,7 +143,7 @@ class CheckSetting:
 class ResourceSelector:
     """Which findings a waiver covers; every field is a shell-style glob ("*" matches all)."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     kind: str = "*"
     namespace: str = "*"
     name: str = "*"
@@ -154,7 +154,7 @@ class ResourceSelector:
 class WaiverRule:
     """A waiver: an approved, justified, expiring exception to one check."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     check: str
     justification: str
     approver: str
@@ -164,15 +164,15 @@ class WaiverRule:
     def __post_init__(self) -> None:
         if not self.check:
             raise FieldProblem("check", "should have at least 1 character")
-        _text(self, "justification", self.justification, 10)
-        _text(self, "approver", self.approver, 2)
+        required_text(self, "justification", self.justification, 10)
+        required_text(self, "approver", self.approver, 2)
 
 
 @dataclass(frozen=True)
 class Policy:
     """A factorygate policy file."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     apiVersion: Literal["factorygate.dev/v1"]
     kind: Literal["Policy"]
     threshold: Severity = Severity.MEDIUM

@@ -28,9 +28,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
-from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
-from factorygate.policy.load import _line_of, _validate
-from factorygate.policy.schema import FieldProblem
+from factorygate.policy.load import line_of, validate_document
+from factorygate.policy.schema import STRICT, FieldProblem, required_text
 from factorygate.vulns.model import Package, VulnInputError
 
 MAX_JUSTIFICATIONS_BYTES = 4 * 1024 * 1024
@@ -48,23 +47,12 @@ VexJustification = Literal[
 # Statuses that say "the product is not affected" (the others say "affected, and here is the plan").
 NOT_AFFECTED_STATUSES = frozenset({"not_affected", "false_positive", "mitigated"})
 
-_STRICT: dict[str, Any] = {"extra": "forbid"}
-
-
-def _text(obj: object, name: str, value: str, min_length: int) -> None:
-    stripped = value.strip()
-    if not stripped:
-        raise FieldProblem(name, "must not be blank")
-    if len(stripped) < min_length:
-        raise FieldProblem(name, f"should have at least {min_length} characters")
-    object.__setattr__(obj, name, stripped)
-
 
 @dataclass(frozen=True)
 class Justification:
     """One approved statement about one vulnerability (optionally narrowed to a package and an image)."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     vulnerability: str
     status: Status
     justification: str
@@ -81,13 +69,13 @@ class Justification:
         if not vid or any(c.isspace() for c in vid):
             raise FieldProblem("vulnerability", "a vulnerability id without blanks (CVE-..., GHSA-..., ...)")
         object.__setattr__(self, "vulnerability", vid)
-        _text(self, "justification", self.justification, 10)
-        _text(self, "author", self.author, 2)
-        _text(self, "approver", self.approver, 2)
+        required_text(self, "justification", self.justification, 10)
+        required_text(self, "author", self.author, 2)
+        required_text(self, "approver", self.approver, 2)
         for name in ("package", "image"):
             value = getattr(self, name)
             if value is not None:
-                _text(self, name, value, 1)
+                required_text(self, name, value, 1)
         if self.approver.casefold() == self.author.casefold():
             raise FieldProblem("approver", "the approver must be another person than the author (two-person rule)")
         if self.expires <= self.approved:
@@ -116,7 +104,7 @@ class Justification:
 class JustificationsFile:
     """The file as validated."""
 
-    __pydantic_config__: ClassVar[dict[str, Any]] = _STRICT
+    __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
     apiVersion: Literal["factorygate.dev/v1"]
     kind: Literal["Justifications"]
     justifications: list[Justification] = field(default_factory=list)
@@ -176,25 +164,16 @@ class JustificationBook:
 
 def parse_justifications(text: str, name: str) -> JustificationBook:
     """Validate justifications text; raise :class:`VulnInputError` with ``name:line: field: problem`` lines."""
-    first = next(iter(load_documents(text.encode("utf-8", "surrogatepass"))), None)
-    if isinstance(first, YamlProblem):
-        where = f"{name}:{first.line}" if first.line else name
-        raise VulnInputError(f"{where}: {first.message}")
-    node = first.node if isinstance(first, LoadedDocument) else None
-    data: Any = first.data if isinstance(first, LoadedDocument) else None
-    if not isinstance(data, dict):
-        raise VulnInputError(
-            f"{name}:1: a justifications file is a mapping with apiVersion: factorygate.dev/v1 and kind: Justifications"
-        )
-    parsed, invalid = _validate(JustificationsFile, data)
-    if parsed is None:
-        problems = []
-        for loc, msg in invalid:
-            where = ".".join(str(p) for p in loc) or "(top level)"
-            problem = "unknown field (a typo?)" if msg.startswith("unknown field") else msg
-            problems.append(f"{name}:{_line_of(node, loc)}: {where}: {problem}")
-        raise VulnInputError("invalid justifications:\n  " + "\n  ".join(problems))
-    lines = tuple(_line_of(node, ("justifications", i)) or 0 for i in range(len(parsed.justifications)))
+    parsed, node = validate_document(
+        text,
+        name,
+        JustificationsFile,
+        described="a justifications file",
+        kind="Justifications",
+        docs=None,
+        error=VulnInputError,
+    )
+    lines = tuple(line_of(node, ("justifications", i)) or 0 for i in range(len(parsed.justifications)))
     return JustificationBook(tuple(parsed.justifications), name, lines)
 
 
