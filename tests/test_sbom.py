@@ -11,13 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft7Validator
-from referencing import Registry, Resource
+from tests.cyclonedx_schema import SCHEMAS, bom_validator
 
 from factorygate.oci.inventory import Package, inventory, make_purl, parse_os_release
 from factorygate.render import cyclonedx
 from factorygate.render.cyclonedx import ImageInfo, licence_choices, oci_purl, sbom, spdx_expression, write_sbom
 
-SCHEMAS = Path(__file__).resolve().parent / "data" / "schemas" / "cyclonedx"
 DATA = Path(__file__).resolve().parent / "data" / "inventory"
 DIGEST = "sha256:" + "ab" * 32
 TIMESTAMP = "2024-05-01T12:00:00Z"
@@ -35,13 +34,7 @@ IMAGE = ImageInfo(
 
 @pytest.fixture(scope="module")
 def validator() -> Draft7Validator:
-    resources = []
-    for name in ("bom-1.5.schema.json", "spdx.schema.json", "jsf-0.82.schema.json"):
-        schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
-        resources.append((schema["$id"], Resource.from_contents(schema)))
-    registry: Registry[Any] = Registry().with_resources(resources)
-    bom = json.loads((SCHEMAS / "bom-1.5.schema.json").read_text(encoding="utf-8"))
-    return Draft7Validator(bom, registry=registry, format_checker=Draft7Validator.FORMAT_CHECKER)
+    return bom_validator()
 
 
 def assert_valid(validator: Draft7Validator, doc: dict[str, Any]) -> None:

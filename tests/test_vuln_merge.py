@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from factorygate.vulns.merge import MergedFinding, id_sort_key, merge, normalise_id, package_key
-from factorygate.vulns.model import SEVERITIES, Cvss, Observation, Package
+from factorygate.vulns.merge import MergedFinding, id_sort_key, merge, package_key
+from factorygate.vulns.model import SEVERITIES, Cvss, Observation, Package, normalise_id
 from factorygate.vulns.reports import load_report
 
 DATA = Path(__file__).resolve().parent / "data" / "vulns"

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
-from referencing import Registry, Resource
+from tests.cyclonedx_schema import bom_validator
 
 from factorygate.vulns.justify import Justification, JustificationBook
 from factorygate.vulns.model import Package
 from factorygate.vulns.vex import OPENVEX_CONTEXT, cyclonedx_vex, openvex, purl_of
 
-SCHEMAS = Path(__file__).resolve().parent / "data" / "schemas" / "cyclonedx"
 TS = dt.datetime(2024, 6, 1, 12, 30, tzinfo=dt.UTC)
 OPENSSL = Package("openssl", "3.0.11", "deb", "pkg:deb/debian/openssl@3.0.11?arch=amd64")
 NET = Package("golang.org/x/net", "v0.17.0", "golang")
@@ -70,13 +67,7 @@ FINDINGS = [
 
 @pytest.fixture(scope="module")
 def validator() -> Draft7Validator:
-    resources = []
-    for name in ("bom-1.5.schema.json", "spdx.schema.json", "jsf-0.82.schema.json"):
-        schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
-        resources.append((schema["$id"], Resource.from_contents(schema)))
-    registry: Registry[Any] = Registry().with_resources(resources)
-    bom = json.loads((SCHEMAS / "bom-1.5.schema.json").read_text(encoding="utf-8"))
-    return Draft7Validator(bom, registry=registry, format_checker=Draft7Validator.FORMAT_CHECKER)
+    return bom_validator()
 
 
 def by_vuln(statements: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from factorygate.vulns.model import SEVERITIES, Cvss, Observation, Package
+from factorygate.vulns.model import SEVERITIES, Cvss, Observation, Package, normalise_id
 from factorygate.vulns.reports import gc_paused, purl_parts
 
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -79,17 +79,6 @@ class MergeResult:
     only_in: dict[str, list[MergedFinding]]
     # Scanners gave different (known) severities.
     severity_conflicts: tuple[MergedFinding, ...]
-
-
-def normalise_id(vid: str) -> str:
-    """CVE ids upper-case, GHSA ids with the lower-case body GitHub uses; others unchanged (trimmed)."""
-    vid = vid.strip()
-    upper = vid.upper()
-    if upper.startswith("CVE-"):
-        return upper
-    if upper.startswith("GHSA-"):
-        return "GHSA-" + vid[5:].lower()
-    return vid
 
 
 def id_sort_key(vid: str) -> tuple[int, int, int, str]:

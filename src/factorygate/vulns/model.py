@@ -45,3 +45,14 @@ class Observation(NamedTuple):
     target: str = ""  # the scanner's target (image name, lock file) the finding came from
     published: str | None = None  # ISO date the advisory was published, when given
     fix_published: str | None = None  # ISO date a fix became available, when given (for "fix older than N days")
+
+
+def normalise_id(vid: str) -> str:
+    """CVE ids upper-case, GHSA ids with the lower-case body GitHub uses; others unchanged (trimmed)."""
+    vid = vid.strip()
+    upper = vid.upper()
+    if upper.startswith("CVE-"):
+        return upper
+    if upper.startswith("GHSA-"):
+        return "GHSA-" + vid[5:].lower()
+    return vid

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
 
-from factorygate.vulns.model import SEVERITIES, Cvss, Observation, Package, VulnInputError
+from factorygate.vulns.model import SEVERITIES, Cvss, Observation, Package, VulnInputError, normalise_id
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
@@ -507,7 +507,7 @@ def _cyclonedx(doc: dict[str, Any], ctx: _Ctx) -> Iterator[Observation]:
             if isinstance(adv, dict):
                 text = f"{adv.get('title') or ''} {adv.get('url') or ''}"
                 aliases.update(_ID_IN_TEXT.findall(text))
-        aliases = {_canonical_case(a) for a in aliases}
+        aliases = {normalise_id(a) for a in aliases}
         aliases.discard(vid)
         severity = "unknown"
         cvss: list[Cvss] = []
@@ -555,15 +555,6 @@ def _cyclonedx(doc: dict[str, Any], ctx: _Ctx) -> Iterator[Observation]:
                 target=target,
                 published=_date(vuln.get("published")),
             )
-
-
-def _canonical_case(vid: str) -> str:
-    upper = vid.upper()
-    if upper.startswith("CVE-"):
-        return upper
-    if upper.startswith("GHSA-"):
-        return "GHSA-" + vid[5:].lower()
-    return vid
 
 
 def _package_from_purl(purl: str) -> Package | None:
