@@ -81,7 +81,7 @@ def df_no_ssh_server(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
                 ):
                     found = True
                     yield _at(ins, False, "starts an SSH daemon")
-        elif ins.keyword == "EXPOSE" and any(_port(x) == 22 for x in _exposed(df, ins)):
+        elif ins.keyword == "EXPOSE" and any(port_number(x) == 22 for x in _exposed(df, ins)):
             found = True
             yield _at(ins, False, "exposes port 22 (SSH)")
         elif ins.keyword in ("CMD", "ENTRYPOINT") and _RUNS_SSHD.search(ins.args):
@@ -247,7 +247,8 @@ def _exposed(df: Dockerfile, ins: Instruction) -> list[str]:
     return expand(ins.args, _stage_env(df, stage)).split()
 
 
-def _port(spec: str) -> int | None:
+def port_number(spec: str) -> int | None:
+    """The port of an EXPOSE/ExposedPorts entry (``80``, ``80/tcp``, the first of ``8000-8010``)."""
     number = spec.split("/", 1)[0].split("-", 1)[0]
     return int(number) if number.isdigit() else None
 
@@ -258,7 +259,7 @@ def _exposes(df: Dockerfile) -> list[tuple[Instruction, str]]:
 
 def df_non_privileged_ports(df: Dockerfile, p: Parameters) -> Iterator[Outcome]:
     exposed = _exposes(df)
-    low = [(ins, x) for ins, x in exposed if (n := _port(x)) is not None and n < 1024]
+    low = [(ins, x) for ins, x in exposed if (n := port_number(x)) is not None and n < 1024]
     for ins, x in low:
         yield _at(ins, False, f"EXPOSE {x}: a privileged port below 1024; listen on 1024+ and map the port")
     if not low:

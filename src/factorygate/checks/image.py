@@ -30,11 +30,6 @@ def _bad(path: str, message: str) -> Outcome:
     return Outcome(False, message, path)
 
 
-def _port(spec: str) -> int | None:
-    head = spec.split("/", 1)[0]
-    return int(head) if head.isdigit() else None
-
-
 def _executables(facts: ImageFacts, names: set[str]) -> Iterator[FileEntry]:
     for path, entry in facts.fs.files.items():
         if (
@@ -59,7 +54,7 @@ def img_no_ssh_server(facts: ImageFacts, p: Parameters) -> Iterator[Outcome]:
         if e.type == "file":
             found = True
             yield _bad(e.path, f"SSH server configuration {e.path} in the image")
-    if any(_port(x) == 22 for x in facts.exposed_ports):
+    if any(d.port_number(x) == 22 for x in facts.exposed_ports):
         found = True
         yield _bad("config.ExposedPorts", "exposes port 22 (SSH)")
     if not found:
@@ -147,7 +142,7 @@ def img_history_verified_packages(facts: ImageFacts, p: Parameters) -> Iterator[
 
 # -- 2.5 / 2.13 ---------------------------------------------------------------------------------
 def img_non_privileged_ports(facts: ImageFacts, p: Parameters) -> Iterator[Outcome]:
-    low = [x for x in facts.exposed_ports if (n := _port(x)) is not None and n < 1024]
+    low = [x for x in facts.exposed_ports if (n := d.port_number(x)) is not None and n < 1024]
     for x in low:
         yield _bad("config.ExposedPorts", f"exposes privileged port {x}")
     if not low:

@@ -24,21 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from factorygate.vulns.justify import JustificationBook, MatchState
+from factorygate.vulns.justify import Justifiable, JustificationBook, MatchState
 from factorygate.vulns.model import SEVERITIES, Package, VulnInputError
 
 DECISION_SCHEMA = "factorygate.dev/vuln-gate-decision/v1"
 
 
-class Finding(Protocol):
-    """A merged finding as the gate reads it (the merge module's class satisfies this)."""
+class Finding(Justifiable, Protocol):
+    """A merged finding as the gate reads it (the merge module's class satisfies this): what a
+    justification is matched on, plus what the gate weighs."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def aliases(self) -> tuple[str, ...]: ...
-    @property
-    def package(self) -> Package: ...
     @property
     def severity(self) -> str: ...  # one of model.SEVERITIES
     @property
