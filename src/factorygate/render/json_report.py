@@ -156,14 +156,12 @@ def report_dict(result: ScanResult, with_findings: bool = True) -> dict[str, Any
 def render_json(result: ScanResult, out: TextIO) -> None:
     """One top-level key per line and one finding per line: diff- and grep-friendly, and fast
     (the C encoder is used; an ``indent`` would force the pure-Python one)."""
-    report = report_dict(result, with_findings=False)
-    if result.findings:
-        report["findings"] = [None]  # written below, line by line
+    report = report_dict(result, with_findings=False)  # the findings are written below, line by line
     out.write("{\n")
     items = list(report.items())
     for i, (key, value) in enumerate(items):
         out.write(f"{_ENCODE(key)}: ")
-        if key == "findings" and value:
+        if key == "findings" and result.findings:
             out.write("[\n")
             out.write(",\n".join(map(_LineEncoder().line, result.findings)))
             out.write("\n]")
