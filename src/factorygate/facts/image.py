@@ -17,7 +17,6 @@ from factorygate.oci.inventory import Package, wants_content
 from factorygate.oci.model import FileEntry, ImageFilesystem, ResolvedImage
 
 MAX_SECRET_FILE_BYTES = 1024 * 1024
-OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 PASSWD = "/etc/passwd"  # noqa: S105 - a path
 
 # Files whose name says they may hold a credential; their content decides (see checks/image.py).
@@ -43,9 +42,9 @@ def credential_candidate(path: str) -> bool:
 
 def want(path: str, size: int) -> bool:
     """The capture predicate handed to the layer walker: what the checks and the SBOM read."""
-    if path in (PASSWD, *OS_RELEASE):
+    if path == PASSWD:
         return size <= MAX_SECRET_FILE_BYTES
-    if wants_content(path, size):
+    if wants_content(path, size):  # package databases and os-release
         return True
     return size <= MAX_SECRET_FILE_BYTES and credential_candidate(path)
 
