@@ -43,9 +43,10 @@ def _megabytes(value: str) -> int:
     return int(n * 1024 * 1024)
 
 
-def _admission_parsers(sub: Any, argv: Sequence[str]) -> None:
-    """`admission serve|manifests` and `export vap`. Their option tables live with their code (which
-    imports uvicorn, starlette, ...), so they are added only when that command is on the line:
+def _lazy_parsers(sub: Any, argv: Sequence[str]) -> None:
+    """`admission serve|manifests`, `export vap` and `vulns merge|gate|vex`. Their option tables live
+    with their code (which imports uvicorn, starlette, ...), so they are added only when that command
+    is on the line:
     `factorygate --version` and `scan` do not pay for them."""
     admission = sub.add_parser("admission", help="the validating admission webhook: serve it, or print its manifests")
     export = sub.add_parser(
@@ -171,7 +172,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     image.add_argument("--timeout", type=float, default=30.0, metavar="S", help="registry timeout per request (30)")
 
-    _admission_parsers(sub, argv)
+    _lazy_parsers(sub, argv)
 
     rules = sub.add_parser("rules", help="list the catalog: checks with their requirements, NIST controls and CCIs")
     rules.add_argument("--format", "-f", choices=("text", "json"), default="text")

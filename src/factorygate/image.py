@@ -107,11 +107,8 @@ def scan_images(engine: Engine, refs: Sequence[str], opts: ImageOptions) -> Scan
         except ImageError as e:
             parts.append(engine.image_error(ref, e.diagnostics()))
             continue
-        part = engine.evaluate_image(facts)
-        for problem in facts.inventory_problems:
-            part.findings.extend(engine.image_error(ref, f"package inventory: {problem}").findings)
-            part.stats.input_errors += 1
-        parts.append(part)
+        parts.append(engine.evaluate_image(facts))
+        parts.extend(engine.image_error(ref, f"package inventory: {problem}") for problem in facts.inventory_problems)
         if ref in targets:
             try:
                 write_sbom(targets[ref], sbom_document(facts))
