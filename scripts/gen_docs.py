@@ -1,6 +1,7 @@
-"""Generate docs/checks.md from the packaged catalog: `python scripts/gen_docs.py [--check]`.
+"""Generate docs/checks.md and the compiled catalog (catalog.json) from the packaged catalog YAML:
+`python scripts/gen_docs.py [--check]`.
 
-With --check, exit 1 when docs/checks.md is not what the catalog generates (the tests run this).
+With --check, exit 1 when either file is not what the catalog generates (the tests run this).
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import sys
 from pathlib import Path
 
 from factorygate.catalog import load_catalog
+from factorygate.catalog.loader import COMPILED, compiled_catalog_text
 
-TARGET = Path(__file__).resolve().parent.parent / "docs" / "checks.md"
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "docs" / "checks.md"
+CATALOG_JSON = ROOT / "src" / "factorygate" / "catalog" / COMPILED
 AUTOMATION = {"manifest": "manifests", "image": "images", "dockerfile": "Dockerfiles", "cluster": "cluster"}
 
 
@@ -74,15 +78,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="verify instead of writing")
     args = parser.parse_args()
-    text = generate()
+    outputs = {TARGET: generate(), CATALOG_JSON: compiled_catalog_text()}
+    stale = [path for path, text in outputs.items() if not path.exists() or path.read_text(encoding="utf-8") != text]
     if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET} is out of date: run python scripts/gen_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET}")
+        for path in stale:
+            print(f"{path} is out of date: run python scripts/gen_docs.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(outputs[path], encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

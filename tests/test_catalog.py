@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from factorygate.catalog import load_catalog
 from factorygate.checks import BUNDLE_CHECKS, DOCKERFILE_CHECKS, WORKLOAD_CHECKS, image_checks
@@ -147,3 +150,51 @@ def test_the_schema_rejects_a_broken_catalog() -> None:
             "id": "k8s-x-y", "subject": "kubernetes-workload", "requirements": ["CICDG-3.7"], "severity": "dire",
             "title": "t", "description": "d", "remediation": "r",
         }]})  # fmt: skip
+
+
+def _catalog_copy(tmp_path: Path) -> None:
+    import shutil
+
+    from factorygate.catalog import loader
+
+    for name in (*loader.SOURCES, loader.COMPILED):
+        shutil.copy(Path(loader._HERE) / name, tmp_path / name)
+
+
+def test_the_compiled_catalog_is_read_when_it_matches_the_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from factorygate.catalog import loader
+
+    _catalog_copy(tmp_path)
+    compiled = json.loads((tmp_path / loader.COMPILED).read_text(encoding="utf-8"))
+    compiled["checks"]["checks"][0]["title"] = "Read from catalog.json"
+    (tmp_path / loader.COMPILED).write_text(json.dumps(compiled), encoding="utf-8")
+    monkeypatch.setattr(loader, "_HERE", str(tmp_path))
+    monkeypatch.delenv("FACTORYGATE_VALIDATE_CATALOG")  # the tests validate (read the YAML) by default
+    load_catalog.cache_clear()
+    try:
+        first = next(iter(load_catalog().checks.values()))
+        assert first.title == "Read from catalog.json"
+    finally:
+        load_catalog.cache_clear()
+
+
+def test_a_stale_compiled_catalog_gives_way_to_the_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from factorygate.catalog import loader
+
+    _catalog_copy(tmp_path)
+    text = (tmp_path / "checks.yaml").read_text(encoding="utf-8")
+    old = "title: Containers do not mount a container runtime socket"
+    assert old in text
+    (tmp_path / "checks.yaml").write_text(text.replace(old, "title: Edited in the YAML", 1), encoding="utf-8")
+    monkeypatch.setattr(loader, "_HERE", str(tmp_path))
+    monkeypatch.delenv("FACTORYGATE_VALIDATE_CATALOG")
+    load_catalog.cache_clear()
+    try:
+        assert load_catalog().checks["k8s-no-container-runtime-socket"].title == "Edited in the YAML"
+        (tmp_path / loader.COMPILED).unlink()  # a missing compiled catalog: the YAML too
+        load_catalog.cache_clear()
+        assert load_catalog().checks["k8s-no-container-runtime-socket"].title == "Edited in the YAML"
+    finally:
+        load_catalog.cache_clear()

@@ -23,7 +23,6 @@ from factorygate.checks.network import NetworkPolicyFacts, k8s_network_policy_co
 from factorygate.facts.workload import WORKLOAD_KINDS, Workload, workload_from
 from factorygate.inputs.dockerfile import Dockerfile
 from factorygate.inputs.kubernetes import LoadError, Manifest, Skipped
-from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
 from factorygate.model import CheckMeta, Finding, Location, Outcome, Resource, Severity, Status, SubjectKind
 from factorygate.policy.load import validate_waiver
 from factorygate.policy.schema import Policy, WaiverRule
@@ -202,6 +201,8 @@ class Engine:
     @staticmethod
     def _parse_inline_waiver(check_id: str, value: object, rules: list[WaiverRule]) -> str | None:
         """Append the waiver an annotation value describes; return the problem when it is invalid."""
+        from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
+
         spec = None
         if isinstance(value, str) and len(value) < 4096:  # the bounded loader: annotations are input too
             first = next(iter(load_documents(value.encode("utf-8", "surrogatepass"))), None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from itertools import chain
@@ -25,6 +25,7 @@ PARALLEL_MIN_UNITS = 16
 _BATCH_UNITS = 8
 _BATCH_BYTES = 256 * 1024
 _KUSTOMIZATION_WEIGHT = 1024 * 1024  # rendering runs kubectl: count it as a large input
+_PARENT_POLL_S = 0.25  # how soon a worker notices that its parent is gone
 
 # Set in the parent before the pool forks; workers inherit it (nothing is pickled on the way in
 # but the units).
@@ -41,16 +42,17 @@ def default_jobs() -> int:
 
 
 def _die_with_parent(parent: int) -> None:
-    """Pool initializer: a worker whose parent is killed (a CI timeout, SIGKILL) must not live on."""
-    try:
-        import ctypes
+    """Pool initializer: a worker whose parent is killed (a CI timeout, SIGKILL) must not live on.
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the parent's own cleanup still applies
-        pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
+    A daemon thread polls the parent pid (an orphan is re-parented); that costs nothing per task
+    and, unlike prctl(PR_SET_PDEATHSIG) through ctypes, no import on the way to the first batch."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
         os._exit(1)
+
+    threading.Thread(target=watch, name="factorygate-parent-watch", daemon=True).start()
 
 
 def _evaluate_batch(batch: Sequence[Unit]) -> PartialScan:

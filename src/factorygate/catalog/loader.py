@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import zlib
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
-
-import yaml
 
 from factorygate.errors import CatalogError
 from factorygate.model import CheckMeta, Requirement, Severity, SubjectKind
@@ -27,9 +26,53 @@ class Catalog:
         return [c for c in self.checks.values() if requirement_id in c.requirements]
 
 
-def _read(name: str) -> object:
-    text = resources.files("factorygate.catalog").joinpath(name).read_text(encoding="utf-8")
-    return yaml.load(text, Loader=yaml.CSafeLoader)
+_HERE = os.path.dirname(__file__)
+SOURCES = ("requirements.yaml", "checks.yaml")
+# The YAML files parsed once at build time (scripts/gen_docs.py writes it, the tests check it): a
+# scan reads JSON with the C parser and never imports PyYAML for the catalog. It carries the
+# length and CRC-32 of the YAML it came from (a staleness check, not a security boundary: whoever
+# can edit one can edit the other); when the YAML has been edited since, the YAML is read instead.
+COMPILED = "catalog.json"
+
+
+def _source_bytes() -> list[bytes]:
+    out = []
+    for name in SOURCES:
+        with open(os.path.join(_HERE, name), "rb") as f:
+            out.append(f.read())
+    return out
+
+
+def _sources_digest(sources: list[bytes]) -> str:
+    return " ".join(f"{len(data)}:{zlib.crc32(data):08x}" for data in sources)
+
+
+def _parse_yaml(sources: list[bytes]) -> tuple[Any, Any]:
+    import yaml  # only when the compiled catalog is stale or validation is asked for
+
+    reqs, checks = (yaml.load(data.decode("utf-8"), Loader=yaml.CSafeLoader) for data in sources)
+    return reqs, checks
+
+
+def compiled_catalog_text() -> str:
+    """The text of catalog.json for the current YAML files."""
+    sources = _source_bytes()
+    reqs, checks = _parse_yaml(sources)
+    doc = {"sources": _sources_digest(sources), "requirements": reqs, "checks": checks}
+    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+
+
+def _read_raw(validate: bool) -> tuple[Any, Any]:
+    sources = _source_bytes()
+    if not validate:
+        try:
+            with open(os.path.join(_HERE, COMPILED), "rb") as f:
+                doc = json.loads(f.read())
+            if doc.get("sources") == _sources_digest(sources):
+                return doc["requirements"], doc["checks"]
+        except (OSError, ValueError, AttributeError):
+            pass  # missing or unreadable: the YAML is the source of truth
+    return _parse_yaml(sources)
 
 
 @functools.cache
@@ -39,8 +82,9 @@ def load_catalog(validate: bool = False) -> Catalog:
     The strict schema (catalog/schema.py, pydantic) is applied with ``validate=True`` or when
     FACTORYGATE_VALIDATE_CATALOG is set; the tests always validate the packaged files. Without it,
     references and duplicates are still checked here."""
-    raw_reqs, raw_checks = _read("requirements.yaml"), _read("checks.yaml")
-    if validate or os.environ.get("FACTORYGATE_VALIDATE_CATALOG"):
+    validate = validate or bool(os.environ.get("FACTORYGATE_VALIDATE_CATALOG"))
+    raw_reqs, raw_checks = _read_raw(validate)
+    if validate:
         from factorygate.catalog.schema import validate as validate_schema
 
         validate_schema(raw_reqs, raw_checks)

@@ -16,12 +16,14 @@ import subprocess
 import sys
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
-
-import yaml
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from factorygate.inputs.dockerfile import Dockerfile, DockerfileError, parse_dockerfile
-from factorygate.inputs.safeyaml import LoadedDocument, SkippedDocument, YamlProblem, load_documents
+
+if TYPE_CHECKING:  # PyYAML is imported with the first manifest: a Dockerfile-only scan never needs it
+    import yaml
+
+    from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -51,6 +53,8 @@ class Manifest(NamedTuple):
         node = self.node
         if node is None:
             return self.line
+        import yaml
+
         line = node.start_mark.line + 1
         for part in parts:
             nxt: yaml.Node | None = None
@@ -109,6 +113,8 @@ def _helm_sources(data: bytes) -> tuple[list[int], list[str]] | None:
 
 def root_kind(node: yaml.Node) -> str | None:
     """The ``kind`` of a composed document when it looks like a Kubernetes object, else None."""
+    import yaml
+
     if not isinstance(node, yaml.MappingNode):
         return None
     kind = api = None
@@ -122,6 +128,8 @@ def root_kind(node: yaml.Node) -> str | None:
 
 
 def _has_merge_key(node: yaml.Node) -> bool:
+    import yaml
+
     return isinstance(node, yaml.MappingNode) and any(k.tag == _MERGE_TAG for k, _ in node.value)
 
 
@@ -132,6 +140,8 @@ def manifests_from_bytes(
 
     With ``kinds``, objects of other kinds are yielded as :class:`Skipped` without being constructed.
     """
+    from factorygate.inputs.safeyaml import SkippedDocument, YamlProblem, load_documents
+
     helm = _helm_sources(data) if source is None else None
     want = None
     if kinds is not None:
@@ -178,6 +188,8 @@ def _objects(
 ) -> Iterator[Manifest]:
     if not is_kubernetes_object(doc.data):
         return
+    import yaml
+
     if helm is not None:
         i = bisect.bisect_right(helm[0], doc.line) - 1
         source = helm[1][i] if i >= 0 else None

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import os
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from factorygate.errors import FactorygateError, PolicyError
-from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
 from factorygate.policy.schema import FieldProblem, Policy, WaiverRule
+
+if TYPE_CHECKING:  # PyYAML is imported when a policy file is read, not for the default policy
+    import yaml
 
 MAX_POLICY_BYTES = 4 * 1024 * 1024
 T = TypeVar("T")
@@ -18,11 +18,14 @@ T = TypeVar("T")
 
 def default_policy_text() -> str:
     """The packaged default policy, with its comments."""
-    return resources.files("factorygate.policy").joinpath("default-policy.yaml").read_text(encoding="utf-8")
+    with open(os.path.join(os.path.dirname(__file__), "default-policy.yaml"), encoding="utf-8") as f:
+        return f.read()
 
 
 def line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """The 1-based line of the deepest node on ``loc`` that exists in the YAML."""
+    import yaml
+
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
@@ -51,6 +54,8 @@ def validate_document(
     """The first YAML document of ``text`` validated as ``cls`` (a factorygate.dev/v1 file of ``kind``),
     with its node tree for further line lookups. Every problem is raised as one ``error`` listing
     ``name:line: field: problem`` lines; ``described`` names such a file ("a policy")."""
+    from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
+
     first = next(iter(load_documents(text.encode("utf-8", "surrogatepass"))), None)
     if isinstance(first, YamlProblem):
         where = f"{name}:{first.line}" if first.line else name
