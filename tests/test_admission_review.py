@@ -334,7 +334,9 @@ def _with(**changes: Any) -> bytes:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        (b"", "body is not JSON: Expecting value"),
+        (b"", "body is not JSON: Input is a zero-length, empty document"),
+        (b'{"apiVersion": NaN}', "body is not JSON"),
+        (b'{"apiVersion": "\\ud800"}', "body is not JSON"),  # a lone surrogate
         (b"{not json", "body is not JSON"),
         (b"\xff\xfe{}", "body is not JSON"),
         (b"[1, 2]", "body is not a JSON object"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from factorygate import __version__
@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     import datetime as dt
 
     from factorygate.engine import Engine, ScanResult
+    from factorygate.render.evidence import EvidenceOptions
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-FORMATS = ("text", "json", "sarif", "junit")
+FORMATS = ("text", "json", "sarif", "junit", "html", "ckl", "cklb", "oscal", "oscal-poam", "hdf")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 DEFAULT_POLICY_FILE = "factorygate-policy.yaml"
 
@@ -44,7 +45,7 @@ def _megabytes(value: str) -> int:
 
 
 def _lazy_parsers(sub: Any, argv: Sequence[str]) -> None:
-    """`admission serve|manifests`, `export vap` and `vulns merge|gate|vex`. Their option tables live
+    """`admission serve|manifests`, `export vap` and `vulns merge|scan|gate|vex`. Their option tables live
     with their code (which imports uvicorn, starlette, ...), so they are added only when that command
     is on the line:
     `factorygate --version` and `scan` do not pay for them."""
@@ -60,6 +61,7 @@ def _lazy_parsers(sub: Any, argv: Sequence[str]) -> None:
 
         for name, text in (
             ("merge", "merge scanner reports (Trivy, Grype, CycloneDX) into one de-duplicated list"),
+            ("scan", "match an SBOM against an offline OSV mirror: the built-in scanner (exit 1 with --fail-on)"),
             ("gate", "go/no-go: unjustified findings against the gate policy (exit 0 go, 1 no-go)"),
             ("vex", "the justifications that cover these findings as OpenVEX or CycloneDX VEX"),
         ):
@@ -117,7 +119,25 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"factorygate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    scan = sub.add_parser("scan", help="check Kubernetes manifests and Dockerfiles (files, directories, - for stdin)")
+    words = [a for a in argv if not a.startswith("-")]
+    command = words[0] if words else None
+    # Only the command on the line gets its option table (argparse tables cost start-up time); the
+    # others are listed with their help line.
+    for name, text, add in _COMMANDS[:3]:
+        p = sub.add_parser(name, help=text)
+        if command == name:
+            add(p)
+
+    _lazy_parsers(sub, argv)
+
+    for name, text, add in _COMMANDS[3:]:
+        p = sub.add_parser(name, help=text)
+        if command == name:
+            add(p)
+    return parser
+
+
+def _scan_arguments(scan: argparse.ArgumentParser) -> None:
     scan.add_argument("paths", nargs="+", metavar="PATH", help="file, directory (recursive) or - for stdin")
     _report_options(scan)
     scan.add_argument(
@@ -148,10 +168,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         help="worker processes (default: the CPUs available, at most 8; 1 scans in one process)",
     )
 
-    image = sub.add_parser(
-        "image",
-        help="check built images: OCI layout DIR[:TAG], OCI or docker archive FILE.tar, or a registry reference",
-    )
+
+def _image_arguments(image: argparse.ArgumentParser) -> None:
     image.add_argument(
         "refs", nargs="+", metavar="REF", help="DIR[:TAG], FILE.tar[:TAG] or host[:port]/repo[:tag][@digest]"
     )
@@ -172,16 +190,38 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     image.add_argument("--timeout", type=float, default=30.0, metavar="S", help="registry timeout per request (30)")
 
-    _lazy_parsers(sub, argv)
 
-    rules = sub.add_parser("rules", help="list the catalog: checks with their requirements, NIST controls and CCIs")
+def _report_command_arguments(report: argparse.ArgumentParser) -> None:
+    report.add_argument("reports", nargs="+", metavar="RESULT.json", help="reports written with --format json")
+    _report_options(report)
+
+
+def _rules_arguments(rules: argparse.ArgumentParser) -> None:
     rules.add_argument("--format", "-f", choices=("text", "json"), default="text")
     rules.add_argument("--requirements", action="store_true", help="list requirements instead of checks")
 
-    init = sub.add_parser("init", help="write the default policy file to start from")
+
+def _init_arguments(init: argparse.ArgumentParser) -> None:
     init.add_argument("path", nargs="?", default=DEFAULT_POLICY_FILE, help=f"(default: {DEFAULT_POLICY_FILE})")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
-    return parser
+
+
+# name, help line, option table: the first three are listed before the lazily added commands
+_COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("scan", "check Kubernetes manifests and Dockerfiles (files, directories, - for stdin)", _scan_arguments),
+    (
+        "image",
+        "check built images: OCI layout DIR[:TAG], OCI or docker archive FILE.tar, or a registry reference",
+        _image_arguments,
+    ),
+    (
+        "report",
+        "combine factorygate JSON reports (Dockerfile, image, manifests scans of one release) into one report",
+        _report_command_arguments,
+    ),
+    ("rules", "list the catalog: checks with their requirements, NIST controls and CCIs", _rules_arguments),
+    ("init", "write the default policy file to start from", _init_arguments),
+)
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:
@@ -197,6 +237,85 @@ def _report_options(p: argparse.ArgumentParser) -> None:
         help="evaluate waiver expiry as of this date (default: today)",
     )
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour the text report")
+    _evidence_arguments(p)
+
+
+def _evidence_arguments(p: argparse.ArgumentParser) -> None:
+    """The checklist's asset ("target data" in STIG Viewer) and the time the evidence formats state."""
+    g = p.add_argument_group("evidence formats (ckl, cklb, oscal, oscal-poam, hdf)")
+    g.add_argument("--asset-host-name", metavar="NAME", help="HOST_NAME (default: the first input)")
+    g.add_argument("--asset-host-ip", metavar="IP", default="", help="HOST_IP")
+    g.add_argument("--asset-host-mac", metavar="MAC", default="", help="HOST_MAC")
+    g.add_argument("--asset-host-fqdn", metavar="FQDN", default="", help="HOST_FQDN")
+    g.add_argument(
+        "--asset-role",
+        choices=("None", "Workstation", "Member Server", "Domain Controller"),
+        default="None",
+        help="ROLE (default: None)",
+    )
+    g.add_argument(
+        "--asset-type", choices=("Computing", "Non-Computing"), default="Computing", help="ASSET_TYPE (Computing)"
+    )
+    g.add_argument("--asset-marking", metavar="TEXT", default="CUI", help="MARKING (default: CUI)")
+    g.add_argument("--asset-comment", metavar="TEXT", default="", help="TARGET_COMMENT")
+    g.add_argument(
+        "--asset-tech-area",
+        metavar="AREA",
+        default="",
+        type=_tech_area,
+        help="TECH_AREA, one of STIG Viewer's (e.g. 'Application Review'; default empty)",
+    )
+    g.add_argument("--asset-target-key", metavar="KEY", default="", help="TARGET_KEY (STIG Viewer's target key)")
+    g.add_argument("--asset-web-db-site", metavar="SITE", default="", help="WEB_DB_SITE (sets WEB_OR_DATABASE)")
+    g.add_argument("--asset-web-db-instance", metavar="NAME", default="", help="WEB_DB_INSTANCE")
+    g.add_argument(
+        "--classification", metavar="TEXT", default="UNCLASSIFIED", help="STIG classification (UNCLASSIFIED)"
+    )
+    g.add_argument(
+        "--evidence-time",
+        type=_datetime,
+        metavar="ISO-8601",
+        help="the time the evidence states (default: SOURCE_DATE_EPOCH when set, else now)",
+    )
+
+
+def _tech_area(value: str) -> str:
+    from factorygate.render.evidence import TECH_AREAS
+
+    if value and value not in TECH_AREAS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a STIG Viewer technology area: {', '.join(TECH_AREAS)}")
+    return value
+
+
+def _datetime(value: str) -> dt.datetime:
+    import datetime as dt
+
+    try:
+        stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {value!r}") from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+def _evidence_options(args: argparse.Namespace) -> EvidenceOptions:
+    from factorygate.render.evidence import Asset, EvidenceOptions
+
+    asset = Asset(
+        host_name=args.asset_host_name or "",
+        host_ip=args.asset_host_ip,
+        host_mac=args.asset_host_mac,
+        host_fqdn=args.asset_host_fqdn,
+        role=args.asset_role,
+        asset_type=args.asset_type,
+        marking=args.asset_marking,
+        target_comment=args.asset_comment,
+        tech_area=args.asset_tech_area,
+        target_key=args.asset_target_key,
+        web_db_site=args.asset_web_db_site,
+        web_db_instance=args.asset_web_db_instance,
+        classification=args.classification,
+    )
+    return EvidenceOptions(asset=asset, now=args.evidence_time)
 
 
 def _engine(args: argparse.Namespace) -> Engine:
@@ -220,13 +339,13 @@ def _emit(result: ScanResult, args: argparse.Namespace) -> int:
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as out:
-                render(result, fmt, out)
+                render(result, fmt, out, evidence=_evidence_options(args))
         except OSError as e:
             print(f"factorygate: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
             return EXIT_ERROR
     else:
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-        render(result, fmt, sys.stdout, color=color)
+        render(result, fmt, sys.stdout, color=color, evidence=_evidence_options(args))
     if args.output or fmt is not Format.TEXT:
         _print_errors_and_verdict(result)
     return result.exit_code()
@@ -269,6 +388,24 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         input_type=args.type,
     )
     result = scan_paths(engine, args.paths, opts, jobs=args.jobs if args.jobs is not None else default_jobs())
+    return _emit(result, args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from factorygate.catalog import load_catalog
+    from factorygate.combine import combine_reports
+    from factorygate.model import Severity, Status
+    from factorygate.policy import load_policy
+
+    catalog = load_catalog()
+    policy = load_policy(args.policy, set(catalog.checks)) if args.policy else None
+    result = combine_reports(args.reports, catalog, policy, as_of=args.as_of)
+    if args.threshold:
+        result.policy = result.policy.with_threshold(Severity(args.threshold))
+    if not args.output and args.format == "text":  # else _emit prints them with the verdict
+        for f in result.findings:
+            if f.status is Status.ERROR and f.location.file in args.reports and f.resource is None:
+                print(f"factorygate: error: {f.location.file}: {f.message}", file=sys.stderr)
     return _emit(result, args)
 
 
@@ -361,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "scan": _cmd_scan,
         "image": _cmd_image,
+        "report": _cmd_report,
         "admission": _cmd_admission,
         "export": _cmd_export,
         "vulns": _cmd_vulns,

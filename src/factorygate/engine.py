@@ -125,6 +125,7 @@ class Engine:
         self.record_passes = True  # False (admission): passing outcomes make no Finding
         self._produced = 0  # findings so far, against finding_budget
         self.finding_budget = MAX_FINDINGS
+        self._exempt_seen: dict[str, bool] = {}
 
     @property
     def image_checks(self) -> list[tuple[CheckMeta, ImageCheck]]:
@@ -175,7 +176,12 @@ class Engine:
 
     def _exempt(self, namespace: str | None) -> bool:
         ns = namespace or ""
-        return any(fnmatchcase(ns, g) for g in self.params.exempt_namespaces)
+        known = self._exempt_seen.get(ns)
+        if known is None:
+            known = any(fnmatchcase(ns, g) for g in self.params.exempt_namespaces)
+            if len(self._exempt_seen) < 4096:  # namespaces repeat; a hostile stream of names must not grow this
+                self._exempt_seen[ns] = known
+        return known
 
     def _inline_waivers(
         self, entries: Mapping[str, object], resource: Resource, where: Callable[[str], Location], what: str
@@ -440,16 +446,16 @@ class Engine:
                 line = lines[path] = m.line_of(path)
             return Location(m.file, line, path, m.source)
 
+        params, record_passes = self.params, self.record_passes
         for meta_check, fn in self.workload_checks:
             try:
-                outcomes = list(fn(w, self.params))
+                outcomes = list(fn(w, params))
             except Exception as e:  # noqa: BLE001 - a crashed check must surface as an error, never a pass
                 yield self._crash(meta_check, e, locate(w.pod_path), resource)
                 continue
             for o in outcomes:
-                if o.passed and not self.record_passes:
-                    continue
-                yield self._finding(meta_check.id, o, resource, locate(o.path), waivers)
+                if record_passes or not o.passed:
+                    yield self._finding(meta_check.id, o, resource, locate(o.path), waivers)
         if self.bundle_checks:
             contexts.append(_WorkloadContext(resource, w.namespace, w.labels, w.pod_path, locate(w.pod_path), waivers))
 

@@ -103,6 +103,12 @@ class Outcome(NamedTuple):
     line: int | None = None  # set by checks of line-oriented subjects (Dockerfiles)
 
 
+# ``new_outcome(Outcome, (passed, message, path, container, line))``: the tuple built in C, without
+# the Python-level ``__new__`` a NamedTuple call runs (checks make an Outcome per container and check:
+# this is their hottest allocation). Every field must be given, in order.
+new_outcome = tuple.__new__
+
+
 class Finding(NamedTuple):
     """One check's verdict on one subject (or one input error)."""
 

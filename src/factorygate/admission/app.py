@@ -1,7 +1,7 @@
 """The webhook as an ASGI application (starlette): /validate, /healthz, /readyz, /metrics.
 
 ``/validate`` is a plain ASGI endpoint: read the body within a size and time limit, parse it with
-``json.loads``, decide with the one engine of the process, answer. Anything that is not an
+``orjson``, decide with the one engine of the process, answer. Anything that is not an
 AdmissionReview is a 400 (a 408 for a body that does not arrive in time); an exception escaping the
 handler is starlette's 500. The API server treats every non-200 answer as a failed call, which its
 ``failurePolicy: Fail`` turns into a denial: no path here answers "allowed" without a decision.
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -39,7 +39,6 @@ DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own limit on a requ
 DEFAULT_BODY_TIMEOUT_S = 10.0  # the API server's default webhook timeout
 _JSON = [(b"content-type", b"application/json")]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass
@@ -118,7 +117,7 @@ class ValidateEndpoint:
             await self._reject(send, 400, str(e))
             return
         decision = decide(self.engines.get(), req)
-        payload = _ENCODER.encode(response_body(req.uid, decision)).encode()
+        payload = orjson.dumps(response_body(req.uid, decision))
         await send({"type": "http.response.start", "status": 200, "headers": [*_JSON, _length(payload)]})
         await send({"type": "http.response.body", "body": payload})
         elapsed = time.perf_counter() - started

@@ -15,13 +15,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 MAX_FIELD_CHARS = 512  # a bound on any one string field (names are at most 253 characters in Kubernetes)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)  # built once: per call costs
+_second: list[object] = [-1, ""]  # the last whole second formatted, and its text (strftime per line is slow)
 
 
 def _now() -> str:
     t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+    whole = int(t)
+    if _second[0] != whole:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int(t * 1000) % 1000:03d}Z"
 
 
 def _bounded(value: Any) -> Any:
@@ -46,9 +52,12 @@ class JsonLines:
 
     def event(self, fields: dict[str, Any]) -> None:
         record = {"ts": _now(), "pid": os.getpid(), **{k: _bounded(v) for k, v in fields.items()}}
-        line = _ENCODER.encode(record) + "\n"
+        try:
+            line = orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # a lone surrogate in a name (stdlib JSON reads them): replaced, never dropped
+            line = (_ENCODER.encode(record) + "\n").encode("utf-8", "replace")
         with contextlib.suppress(OSError):  # stdout closed: the decision stands, the log line is lost
-            self._sink(line.encode("utf-8", "replace"))
+            self._sink(line)
 
 
 class JsonFormatter(logging.Formatter):

@@ -10,12 +10,13 @@ warnings. An evaluation error denies unless the namespace is fail-open
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
+
+import orjson
 
 from factorygate.engine import Engine
 from factorygate.facts.workload import workload_from
@@ -105,8 +106,10 @@ def _text(value: object) -> str:
 def parse_review(body: bytes) -> AdmissionRequest:
     """Validate an AdmissionReview body; raise :class:`ReviewError` naming the first problem."""
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        # orjson: a third of the stdlib parser's cost on an AdmissionReview (the webhook's hottest
+        # step after the checks); it refuses invalid UTF-8, lone surrogates, NaN and nesting over 1024
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:  # a ValueError
         raise ReviewError(f"body is not JSON: {e}") from None
     if not isinstance(doc, dict):
         raise ReviewError("body is not a JSON object")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from factorygate.facts.images import parse_image, pinning_problem, registry_allowed
 from factorygate.facts.secrets import credential_reason
 from factorygate.facts.workload import ContainerFacts, Workload, as_list, as_map
-from factorygate.model import Outcome
+from factorygate.model import Outcome, new_outcome
 from factorygate.policy.schema import Parameters
 
 RESTRICTED_VOLUME_TYPES = frozenset(
@@ -36,11 +36,11 @@ APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 
 
 def _ok(c: ContainerFacts | None, path: str, message: str) -> Outcome:
-    return Outcome(True, message, path, c.name if c else None)
+    return new_outcome(Outcome, (True, message, path, c.name if c else None, None))
 
 
 def _bad(c: ContainerFacts | None, path: str, message: str) -> Outcome:
-    return Outcome(False, message, path, c.name if c else None)
+    return new_outcome(Outcome, (False, message, path, c.name if c else None, None))
 
 
 def _runs_linux(w: Workload) -> bool:
@@ -416,18 +416,21 @@ def k8s_no_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
 def k8s_selinux_options(w: Workload, p: Parameters) -> Iterator[Outcome]:
     pod_opts = as_map(w.pod_security_context.get("seLinuxOptions"))
     for c in w.containers:
-        problems, path = [], c.path
-        for where, opts, base in (
-            ("pod", pod_opts, w.pod_field("securityContext.seLinuxOptions")),
-            ("container", as_map(c.security_context.get("seLinuxOptions")), c.sc_path("seLinuxOptions")),
-        ):
+        problems: list[str] = []
+        path = c.path
+        container_opts = as_map(c.security_context.get("seLinuxOptions"))
+        if not pod_opts and not container_opts:
+            yield _ok(c, c.path, "no custom SELinux options")
+            continue
+        for where, opts in (("pod", pod_opts), ("container", container_opts)):
+            before = len(problems)
             if opts.get("type") not in (None, *SELINUX_TYPES):
                 problems.append(f"{where} seLinuxOptions.type {opts.get('type')!r}")
-                path = base
             for field in ("user", "role"):
                 if opts.get(field) not in (None, ""):
                     problems.append(f"{where} seLinuxOptions.{field} is set")
-                    path = base
+            if len(problems) > before:
+                path = w.pod_field("securityContext.seLinuxOptions") if where == "pod" else c.sc_path("seLinuxOptions")
         if problems:
             yield _bad(c, path, "; ".join(problems))
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -27,6 +28,7 @@ class ImageRef(NamedTuple):
         return f"{self.registry}/{self.repository}"
 
 
+@functools.lru_cache(maxsize=4096)  # a scan or a webhook sees the same few references again and again
 def parse_image(ref: str) -> ImageRef:
     """Parse ``[registry/]repo[:tag][@digest]`` (Docker's normalisation rules)."""
     rest, _, digest = ref.strip().partition("@")
@@ -69,7 +71,12 @@ def _under(name: str, entry: str) -> bool:
 
 def registry_allowed(ref: ImageRef, allowed: Iterable[str]) -> bool:
     """Whether the image comes from one of the allowed registries (host or host/path prefixes)."""
-    return any(_under(ref.name, entry) for entry in allowed)
+    return _name_allowed(ref.name, tuple(allowed))
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_allowed(name: str, allowed: tuple[str, ...]) -> bool:
+    return any(_under(name, entry) for entry in allowed)
 
 
 def pinning_problem(ref: ImageRef) -> str | None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from factorygate.engine import ScanResult
+
+if TYPE_CHECKING:
+    from factorygate.render.evidence import EvidenceOptions
 
 
 class Format(enum.Enum):
@@ -13,11 +16,35 @@ class Format(enum.Enum):
     JSON = "json"
     SARIF = "sarif"
     JUNIT = "junit"
+    HTML = "html"
+    CKL = "ckl"
+    CKLB = "cklb"
+    OSCAL = "oscal"
+    OSCAL_POAM = "oscal-poam"
+    HDF = "hdf"
 
 
-def render(result: ScanResult, fmt: Format, out: TextIO, *, color: bool = False) -> None:
-    """Write ``result`` to ``out`` in ``fmt`` (renderers are imported lazily: start-up stays fast)."""
-    if fmt is Format.TEXT:
+# The evidence formats for an Authorizing Official (STIG Viewer checklists, OSCAL, Heimdall): module, function.
+EVIDENCE_RENDERERS = {
+    Format.CKL: ("ckl", "render_ckl"),
+    Format.CKLB: ("cklb", "render_cklb"),
+    Format.OSCAL: ("oscal", "render_oscal"),
+    Format.OSCAL_POAM: ("oscal", "render_oscal_poam"),
+    Format.HDF: ("hdf", "render_hdf"),
+}
+
+
+def render(
+    result: ScanResult, fmt: Format, out: TextIO, *, color: bool = False, evidence: EvidenceOptions | None = None
+) -> None:
+    """Write ``result`` to ``out`` in ``fmt`` (renderers are imported lazily: start-up stays fast).
+    ``evidence`` carries the asset and the time the evidence formats state."""
+    if fmt in EVIDENCE_RENDERERS:
+        import importlib
+
+        module, function = EVIDENCE_RENDERERS[fmt]
+        getattr(importlib.import_module(f"factorygate.render.{module}"), function)(result, out, evidence)
+    elif fmt is Format.TEXT:
         from factorygate.render.text import render_text
 
         render_text(result, out, color=color)
@@ -29,6 +56,10 @@ def render(result: ScanResult, fmt: Format, out: TextIO, *, color: bool = False)
         from factorygate.render.sarif import render_sarif
 
         render_sarif(result, out)
+    elif fmt is Format.HTML:
+        from factorygate.render.html import render_html
+
+        render_html(result, out)
     else:
         from factorygate.render.junit import render_junit
 

@@ -13,7 +13,7 @@ from factorygate.engine import ScanResult, requirement_statuses
 from factorygate.model import Finding, Resource, Severity, Status
 
 SCHEMA_ID = "https://factorygate.dev/schemas/report-v1.schema.json"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # one C encoder for every line
 _STR: Callable[[str], str] = json.encoder.encode_basestring  # the C function: a str as a JSON string
 _VALUE: dict[object, str] = {m: m.value for e in (Status, Severity) for m in e}  # enum .value is slow
@@ -120,6 +120,7 @@ def summary_dict(result: ScanResult) -> dict[str, Any]:
         "exempt_workloads": s.exempt_workloads,
         "input_errors": s.input_errors,
         "seconds": round(s.seconds, 3),
+        "subjects": sorted(s.subjects),
     }
 
 
