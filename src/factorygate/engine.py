@@ -23,7 +23,17 @@ from factorygate.checks.network import NetworkPolicyFacts, k8s_network_policy_co
 from factorygate.facts.workload import WORKLOAD_KINDS, Workload, workload_from
 from factorygate.inputs.dockerfile import Dockerfile
 from factorygate.inputs.kubernetes import LoadError, Manifest, Skipped
-from factorygate.model import CheckMeta, Finding, Location, Outcome, Resource, Severity, Status, SubjectKind
+from factorygate.model import (
+    CheckMeta,
+    Finding,
+    Location,
+    Outcome,
+    Resource,
+    Severity,
+    Status,
+    SubjectKind,
+    new_record,
+)
 from factorygate.policy.load import validate_waiver
 from factorygate.policy.schema import Policy, WaiverRule
 from factorygate.policy.waivers import WaiverBook
@@ -146,32 +156,38 @@ class Engine:
         waivers: WaiverBook,
     ) -> Finding:
         meta = self.catalog.checks[check_id]
-        status = Status.PASS if outcome.passed else Status.FAIL
-        message = outcome.message
+        passed, message, _, container, _ = outcome
         waiver = None
-        if status is Status.FAIL:
-            waiver = waivers.match(check_id, resource, outcome.container) or self.policy_waivers.match(
-                check_id, resource, outcome.container
-            )
+        status = Status.PASS
+        if not passed:
+            status = Status.FAIL
+            if waivers.entries or self.policy_waivers.entries:
+                waiver = waivers.match(check_id, resource, container) or self.policy_waivers.match(
+                    check_id, resource, container
+                )
             if waiver is not None:
                 if waiver.expired:
                     message = f"{message} (waiver by {waiver.approver} expired on {waiver.expires})"
                 else:
                     status = Status.WAIVED
-        return Finding(
-            check=check_id,
-            status=status,
-            severity=self.severity[check_id],
-            message=message,
-            location=location,
-            requirements=meta.requirements,
-            nist=meta.nist,
-            cci=meta.cci,
-            resource=resource,
-            container=outcome.container,
-            title=meta.title,
-            remediation=meta.remediation,
-            waiver=waiver,
+        # positional, built in C (new_record): a scan makes one Finding per check and subject
+        return new_record(
+            Finding,
+            (
+                check_id,
+                status,
+                self.severity[check_id],
+                message,
+                location,
+                meta.requirements,
+                meta.nist,
+                meta.cci,
+                resource,
+                container,
+                meta.title,
+                meta.remediation,
+                waiver,
+            ),
         )
 
     def _exempt(self, namespace: str | None) -> bool:
@@ -412,8 +428,8 @@ class Engine:
                 yield self._crash(meta_check, e, Location(df.path, 1), resource)
                 continue
             for o in outcomes:
-                loc = Location(df.path, o.line, o.path)
-                book = waivers.get(o.line or 0, empty)
+                loc = new_record(Location, (df.path, o.line, o.path, None))
+                book = waivers.get(o.line or 0, empty) if waivers else empty
                 yield self._finding(meta_check.id, o, resource, loc, book)
 
     def _evaluate(self, m: Manifest, w: Workload, contexts: list[_WorkloadContext]) -> Iterator[Finding]:

@@ -103,10 +103,10 @@ class Outcome(NamedTuple):
     line: int | None = None  # set by checks of line-oriented subjects (Dockerfiles)
 
 
-# ``new_outcome(Outcome, (passed, message, path, container, line))``: the tuple built in C, without
-# the Python-level ``__new__`` a NamedTuple call runs (checks make an Outcome per container and check:
-# this is their hottest allocation). Every field must be given, in order.
-new_outcome = tuple.__new__
+# ``new_record(Outcome, (passed, message, path, container, line))``: a record built in C, without the
+# Python-level ``__new__`` a NamedTuple call runs. For the hottest allocations only (an Outcome and a
+# Finding per check and subject); every field must be given, in order.
+new_record = tuple.__new__
 
 
 class Finding(NamedTuple):

@@ -23,7 +23,7 @@ from factorygate.facts.images import parse_image, pinning_problem, registry_allo
 from factorygate.facts.secrets import credential_reason, high_entropy
 from factorygate.facts.shell import Command
 from factorygate.inputs.dockerfile import Dockerfile, Instruction, Stage, expand
-from factorygate.model import Outcome, new_outcome
+from factorygate.model import Outcome, new_record
 from factorygate.policy.schema import Parameters
 
 _VERSION_SPEC = re.compile(r"[=<>:]")
@@ -43,7 +43,7 @@ _INSTALL_VERBS = {
 
 
 def _at(ins: Instruction, passed: bool, message: str) -> Outcome:
-    return new_outcome(Outcome, (passed, message, ins.keyword, None, ins.line))
+    return new_record(Outcome, (passed, message, ins.keyword, None, ins.line))
 
 
 def _all_instructions(df: Dockerfile) -> Iterator[Instruction]:

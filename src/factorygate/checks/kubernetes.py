@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from factorygate.facts.images import parse_image, pinning_problem, registry_allowed
 from factorygate.facts.secrets import credential_reason
 from factorygate.facts.workload import ContainerFacts, Workload, as_list, as_map
-from factorygate.model import Outcome, new_outcome
+from factorygate.model import Outcome, new_record
 from factorygate.policy.schema import Parameters
 
 RESTRICTED_VOLUME_TYPES = frozenset(
@@ -36,11 +36,11 @@ APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 
 
 def _ok(c: ContainerFacts | None, path: str, message: str) -> Outcome:
-    return new_outcome(Outcome, (True, message, path, c.name if c else None, None))
+    return new_record(Outcome, (True, message, path, c.name if c else None, None))
 
 
 def _bad(c: ContainerFacts | None, path: str, message: str) -> Outcome:
-    return new_outcome(Outcome, (False, message, path, c.name if c else None, None))
+    return new_record(Outcome, (False, message, path, c.name if c else None, None))
 
 
 def _runs_linux(w: Workload) -> bool:
