@@ -26,5 +26,14 @@ echo
 echo "== factorygate scan examples/docker/insecure (expect exit 1)"
 $FG scan examples/docker/insecure
 code=$?; echo "exit $code (1 = the gate found policy failures, as it should)"; [[ $code -eq 1 ]] || status=1
-echo "reports written to out/: hardened.sarif insecure.json insecure.junit.xml docker-hardened.sarif"
+$FG scan examples/docker/insecure --format json --output out/docker-insecure.json 2>/dev/null
+echo
+echo "== factorygate report: one release's results as evidence for the Authorizing Official"
+for fmt in html ckl cklb oscal hdf; do
+  ext=$fmt; [[ $fmt == oscal || $fmt == hdf ]] && ext=$fmt.json
+  $FG report out/insecure.json out/docker-insecure.json --policy examples/policy.yaml --format $fmt \
+    --output out/release.$ext 2>/dev/null
+  code=$?; echo "out/release.$ext (exit $code: the release has policy failures)"; [[ $code -eq 1 ]] || status=1
+done
+echo "reports written to out/: hardened.sarif insecure.json insecure.junit.xml docker-hardened.sarif release.*"
 exit $status
