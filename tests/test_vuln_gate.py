@@ -78,7 +78,13 @@ def test_justified_high_is_go_and_alias_counts() -> None:
     assert d.go
     (f,) = d.to_json()["findings"]
     assert f["status"] == "justified"
-    assert f["justification"] == {"status": "risk_accepted", "at": "j.yaml:4", "expires": "2024-07-01"}
+    assert f["justification"] == {
+        "status": "risk_accepted",
+        "at": "j.yaml:4",
+        "expires": "2024-07-01",
+        "author": "alice",
+        "approver": "bob",
+    }
 
 
 def test_expired_justification_blocks_with_its_date() -> None:

@@ -228,3 +228,21 @@ def test_merge_is_order_independent(items: list[Observation], rnd: random.Random
         for vid in f.ids:
             assert (f.key, vid) not in seen
             seen.add((f.key, vid))
+
+
+@settings(max_examples=300)
+@given(st.lists(observations, min_size=1, max_size=2), st.frozensets(ids, min_size=1, max_size=3))
+def test_fast_paths_build_what_the_general_path_builds(group: list[Observation], members: frozenset[str]) -> None:
+    """One observation, or two from two scanners, skip the general bookkeeping: the same finding."""
+    from factorygate.vulns.merge import _build, _build_many
+
+    assert _build(set(members), list(group)) == _build_many(set(members), list(group))
+    assert _build(set(members), list(reversed(group))) == _build_many(set(members), list(group))
+
+
+def test_none_and_empty_dates_are_different_observations() -> None:
+    """The total order on observations tells None from "" (an order-independence counterexample)."""
+    a = Observation("trivy", "GHSA-aaaa-bbbb-cccc", frozenset(), OPENSSL, "unknown", target="img", fix_published=None)
+    b = a._replace(fix_published="")
+    assert merge([a, b]) == merge([b, a])
+    assert merge([a, b]).findings[0].observations == (a, b)

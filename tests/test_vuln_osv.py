@@ -62,7 +62,7 @@ def test_loads_directory_and_zip_and_reports_bad_files(db) -> None:  # type: ign
     assert db.advisories == 8  # 6 json + 2 zip members; the withdrawn one and the broken one are not counted
     assert len(db.problems) == 1
     assert "broken.json: not JSON" in db.problems[0]
-    assert ("Alpine:v3.19", "openssl") in db.index
+    assert ("Alpine", "openssl") in db.index  # indexed by ecosystem prefix; the release is checked per package
     assert ("PyPI", "requests") in db.index  # PEP 503 normalised from "Requests"
 
 
@@ -146,7 +146,15 @@ def test_bad_sbom(tmp_path: Path, content: str, message: str) -> None:
         ("pkg:deb/ubuntu/libc6@2.35-0ubuntu3?distro=ubuntu-22.04", "Ubuntu:22.04"),
         ("pkg:apk/alpine/musl@1.2.4-r2?distro=alpine-3.19.1", "Alpine:v3.19"),
         ("pkg:rpm/rocky/bash@5.1.8-6.el9?distro=rocky-9.3", "Rocky Linux:9"),
-        ("pkg:rpm/redhat/bash@5.1.8-6.el9?distro=rhel-9.3", None),
+        ("pkg:rpm/redhat/bash@5.1.8-6.el9?distro=rhel-9.3", "Red Hat:9"),
+        ("pkg:rpm/redhat/bash@5.1.8-6.el9", "Red Hat"),
+        ("pkg:rpm/almalinux/bash@5.1.8-6.el9?distro=almalinux-9.4", "AlmaLinux:9"),
+        ("pkg:rpm/suse/bash@4.4-150400.27.3.2?distro=sles-15.5", "SUSE:15 SP5"),
+        ("pkg:rpm/suse/bash@4.4-150400.27.3.2?distro=sles-15", "SUSE:15"),
+        ("pkg:rpm/opensuse/bash@5.2-1.1?distro=opensuse-leap-15.5", "openSUSE:Leap 15.5"),
+        ("pkg:rpm/opensuse/bash@5.2-1.1?distro=opensuse-tumbleweed-20240501", "openSUSE:Tumbleweed"),
+        ("pkg:deb/ubuntu/libc6@2.39-0ubuntu8?distro=ubuntu-24.04", "Ubuntu:24.04"),
+        ("pkg:rpm/fedora/bash@5.2-1.fc40?distro=fedora-40", None),
         ("pkg:pypi/requests@2.0", "PyPI"),
         ("pkg:npm/%40scope/lib@1.0.0", "npm"),
         ("pkg:golang/github.com/foo/bar@v1.2.3", "Go"),
@@ -353,3 +361,121 @@ def test_prefilter_is_conservative_with_escapes(tmp_path: Path) -> None:
     assert [o.vuln_id for o in load_osv(str(tmp_path), only=[pkg]).match([pkg])] == ["TEST-1"]
     empty = load_osv(str(tmp_path), only=[Package("other", "1.0", "pypi", "pkg:pypi/other@1.0")])
     assert empty.advisories == 1  # the escaped name could be anything, so the record was parsed
+
+
+# --- RPM and Ubuntu ecosystems (tests/data/osv/distros: the shapes of real RHSA, SUSE, openSUSE, RLSA,
+# ALSA and Ubuntu OSV records) --------------------------------------------------------------------
+
+DISTROS = DATA / "distros"
+
+
+@pytest.fixture(scope="module")
+def distro_db():  # type: ignore[no-untyped-def]
+    return load_osv(str(DISTROS))
+
+
+def matched(db, purl: str, source_name: str | None = None) -> dict[str, tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    """{advisory id: fixed versions above the installed one} for one package URL."""
+    p = parse_purl(purl)
+    assert p is not None
+    found = db.match([SbomPackage(Package(p.name, p.version or "", p.type, purl), source_name)])
+    return {o.vuln_id: o.fixed_versions for o in found}
+
+
+@pytest.mark.parametrize(
+    ("purl", "source", "expected"),
+    [
+        # Red Hat: the record's "enterprise_linux:9" stream covers RHEL 9 only; the binary rpm name is
+        # looked up even when the SBOM names the source rpm; epochs order as rpm orders them.
+        (
+            "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?arch=x86_64&epoch=1&distro=rhel-9.3",
+            "openssl",
+            {"RHSA-2024:2447": ("1:3.0.7-27.el9",)},
+        ),
+        ("pkg:rpm/redhat/openssl-libs@3.0.7-27.el9?arch=x86_64&epoch=1&distro=rhel-9.4", "openssl", {}),
+        (
+            "pkg:rpm/redhat/openssl-libs@1.1.1k-9.el8_7?arch=x86_64&epoch=1&distro=rhel-8.8",
+            None,
+            {"RHSA-2024:2447": ("1:1.1.1k-12.el8_9",)},
+        ),
+        # SUSE: every SLE product and module of the service pack; another service pack does not count
+        (
+            "pkg:rpm/suse/libopenssl3@3.0.8-150500.5.8.1?distro=sles-15.5",
+            None,
+            {"SUSE-SU-2024:1234-1": ("3.0.8-150500.5.20.1",)},
+        ),
+        ("pkg:rpm/suse/libopenssl3@3.0.8-150500.5.20.1?distro=sles-15.5", None, {}),
+        (
+            "pkg:rpm/suse/libopenssl3@3.0.1-150400.4.7.1?distro=sles-15.4",
+            None,
+            {"SUSE-SU-2024:1234-1": ("3.0.1-150400.4.40.1",)},
+        ),
+        ("pkg:rpm/suse/libopenssl3@3.0.1-150400.4.7.1?distro=sles-15.3", None, {}),
+        # openSUSE Leap and Tumbleweed are separate ecosystems
+        (
+            "pkg:rpm/opensuse/libxml2-2@2.10.3-150500.5.11.1?distro=opensuse-leap-15.5",
+            None,
+            {"openSUSE-SU-2024:0042-1": ("2.10.3-150500.5.17.1",)},
+        ),
+        (
+            "pkg:rpm/opensuse/libxml2-2@2.12.5-1.1?distro=opensuse-tumbleweed-20240401",
+            None,
+            {"openSUSE-SU-2024:0042-1": ("2.12.6-1.1",)},
+        ),
+        ("pkg:rpm/opensuse/libxml2-2@2.10.3-150500.5.11.1?distro=opensuse-leap-15.6", None, {}),
+        # Rocky Linux and AlmaLinux, rpm ordering of "el9_3.1" releases
+        (
+            "pkg:rpm/rocky/libnghttp2@1.43.0-5.el9?distro=rocky-9.3",
+            "nghttp2",
+            {"RLSA-2024:1879": ("1.43.0-5.el9_3.1",)},
+        ),
+        ("pkg:rpm/rocky/libnghttp2@1.43.0-5.el9_3.1?distro=rocky-9.3", "nghttp2", {}),
+        (
+            "pkg:rpm/almalinux/libnghttp2@1.43.0-5.el9?distro=almalinux-9.3",
+            "nghttp2",
+            {"ALSA-2024:1879": ("1.43.0-5.el9_3.1",)},
+        ),
+        # Ubuntu: "Ubuntu:22.04:LTS" covers 22.04 (looked up by source package, dpkg ordering); the Pro
+        # stream does not cover the standard 18.04 archive
+        (
+            "pkg:deb/ubuntu/libc6@2.35-0ubuntu3.6?distro=ubuntu-22.04",
+            "glibc",
+            {"UBUNTU-CVE-2024-2961": ("2.35-0ubuntu3.7",)},
+        ),
+        ("pkg:deb/ubuntu/libc6@2.35-0ubuntu3.7?distro=ubuntu-22.04", "glibc", {}),
+        (
+            "pkg:deb/ubuntu/libc6@2.39-0ubuntu8?distro=ubuntu-24.04",
+            "glibc",
+            {"UBUNTU-CVE-2024-2961": ("2.39-0ubuntu8.1",)},
+        ),
+        ("pkg:deb/ubuntu/libc6@2.27-3ubuntu1.6?distro=ubuntu-18.04", "glibc", {}),
+    ],
+)
+def test_rpm_and_ubuntu_ecosystems(distro_db, purl: str, source: str | None, expected: dict) -> None:  # type: ignore[no-untyped-def,type-arg]
+    assert matched(distro_db, purl, source) == expected
+
+
+def test_distro_severities_and_prefilter(distro_db) -> None:  # type: ignore[no-untyped-def]
+    rhel = SbomPackage(
+        Package(
+            "openssl-libs", "3.0.7-24.el9", "rpm", "pkg:rpm/redhat/openssl-libs@3.0.7-24.el9?epoch=1&distro=rhel-9.3"
+        ),
+        "openssl",
+    )
+    ubuntu = SbomPackage(
+        Package("libc6", "2.35-0ubuntu3.6", "deb", "pkg:deb/ubuntu/libc6@2.35-0ubuntu3.6?distro=ubuntu-22.04"), "glibc"
+    )
+    rocky = SbomPackage(
+        Package("libnghttp2", "1.43.0-5.el9", "rpm", "pkg:rpm/rocky/libnghttp2@1.43.0-5.el9?distro=rocky-9.3")
+    )
+    by_id = {o.vuln_id: o for o in distro_db.match([rhel, ubuntu, rocky])}
+    assert by_id["RHSA-2024:2447"].severity == "medium"  # Red Hat's "moderate"
+    assert by_id["UBUNTU-CVE-2024-2961"].severity == "high"  # the Ubuntu priority
+    assert by_id["RLSA-2024:1879"].severity == "high"  # "important"
+    assert by_id["RHSA-2024:2447"].aliases == frozenset({"CVE-2023-5678"})
+    # the prefilter keeps the records that name the binary rpm, the source package, or both
+    narrow = load_osv(str(DISTROS), only=[rhel, ubuntu, rocky])
+    assert {o.vuln_id for o in narrow.match([rhel, ubuntu, rocky])} == set(by_id)
+    # SUSE and openSUSE records name none of these packages (the AlmaLinux one names libnghttp2: the
+    # prefilter looks at names, not ecosystems)
+    assert narrow.skipped == 2

@@ -271,12 +271,12 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_size_limit_checked_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "huge.json"
-    with path.open("wb") as fh:  # a sparse 300 MB file: reading it would take long and 300 MB of memory
-        fh.truncate(300 * 1024 * 1024)
+    with path.open("wb") as fh:  # a sparse 600 MB file: reading it would take long
+        fh.truncate(600 * 1024 * 1024)
     start = time.perf_counter()
     message = error_of(str(path))
     assert time.perf_counter() - start < 0.5
-    assert "over the 268435456-byte limit" in message
+    assert "over the 536870912-byte limit" in message  # the default, 512 MiB
     assert "over the 100-byte limit" in error_of(str(GRYPE), max_bytes=100)
 
 

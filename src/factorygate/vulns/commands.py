@@ -1,10 +1,13 @@
-"""`factorygate vulns merge|gate`: scanner reports (and the offline OSV matcher) into one decision.
+"""`factorygate vulns merge|scan|gate|vex`: scanner reports (and the offline OSV matcher) into one decision.
 
     factorygate vulns merge trivy.json grype.json -o merged.json
-    factorygate vulns gate trivy.json grype.json --justifications just.yaml --decision go.json
+    factorygate vulns scan app.cdx.json --osv /mirror/osv --fail-on high
+    factorygate vulns scan app.cdx.json --osv /mirror/osv -f cyclonedx -o osv.cdx.json
+    factorygate vulns gate trivy.json grype.json --justifications just.yaml -o decision.json
     factorygate vulns gate trivy.json --sbom app.cdx.json --osv /mirror/osv --two-scanners
 
-`gate` exits 0 (go) or 1 (no-go) and prints the reasons; 2 when an input cannot be read.
+`gate` exits 0 (go) or 1 (no-go) and prints the reasons; `scan --fail-on SEVERITY` exits 1 when a
+finding is at or above it; every command exits 2 when an input cannot be read.
 """
 
 from __future__ import annotations
@@ -15,38 +18,12 @@ import json
 import sys
 from typing import Any
 
-from factorygate.vulns.merge import MergedFinding, MergeResult, merge
+from factorygate.vulns.merge import MergeResult, merge
 from factorygate.vulns.model import SEVERITIES, Observation
+from factorygate.vulns.output import FORMATS, merged_json
+from factorygate.vulns.reports import DEFAULT_MAX_BYTES
 
-
-def _finding_json(f: MergedFinding) -> dict[str, Any]:
-    p = f.package
-    return {
-        "id": f.id,
-        "aliases": list(f.aliases),
-        "package": {"name": p.name, "version": p.version, "type": p.type, "purl": p.purl},
-        "severity": f.severity,
-        "severity_by_scanner": f.severity_by_scanner,
-        "fixed_versions": list(f.fixed_versions),
-        "scanners": list(f.scanners),
-        "title": f.title,
-    }
-
-
-def merged_json(result: MergeResult) -> dict[str, Any]:
-    """The merged view: every finding once, what only one scanner saw, where scanners disagree."""
-    return {
-        "scanners": list(result.scanners),
-        "summary": {s: sum(1 for f in result.findings if f.severity == s) for s in reversed(SEVERITIES)},
-        "findings": [_finding_json(f) for f in result.findings],
-        "only_in": {
-            s: [f"{f.id} {f.package.name}@{f.package.version}" for f in fs] for s, fs in result.only_in.items()
-        },
-        "severity_conflicts": [
-            {"id": f.id, "package": f.package.name, "severity_by_scanner": f.severity_by_scanner}
-            for f in result.severity_conflicts
-        ],
-    }
+MIB = 1024 * 1024
 
 
 def _observations(args: argparse.Namespace) -> tuple[list[Observation], list[str]]:
@@ -56,7 +33,7 @@ def _observations(args: argparse.Namespace) -> tuple[list[Observation], list[str
     observations: list[Observation] = []
     scanners: list[str] = []
     for path in args.reports:
-        found = load_report(path)
+        found = load_report(path, max_bytes=args.max_report_size)
         observations.extend(found)
         scanners.extend({o.scanner for o in found} or {f"(no findings) {path}"})
     if getattr(args, "sbom", None) or getattr(args, "osv", None):
@@ -73,20 +50,64 @@ def _observations(args: argparse.Namespace) -> tuple[list[Observation], list[str
     return observations, sorted(set(scanners))
 
 
-def _write(doc: dict[str, Any], path: str | None) -> None:
-    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+def _write(doc: dict[str, Any] | str, path: str | None) -> None:
+    text = doc if isinstance(doc, str) else json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if path:
-        with open(path, "w", encoding="utf-8") as out:
+        with open(path, "w", encoding="utf-8", newline="") as out:
             out.write(text)
     else:
         sys.stdout.write(text)
 
 
+def _mib(value: str) -> int:
+    try:
+        n = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MiB: {value!r}") from None
+    if not n > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return int(n * MIB)
+
+
+def _severity(value: str) -> str:
+    word = value.strip().lower()
+    if word not in SEVERITIES:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(SEVERITIES)}")
+    return word
+
+
 def add_vulns_arguments(action: str, parser: argparse.ArgumentParser) -> None:
+    if action == "scan":
+        parser.add_argument("sbom", metavar="SBOM", help="CycloneDX JSON SBOM (factorygate image --sbom, syft, ...)")
+        parser.add_argument("--osv", metavar="DIR", required=True, help="OSV mirror (directory of JSON files or zips)")
+        parser.add_argument(
+            "--format",
+            "-f",
+            choices=("text", "json", "sarif", "csv", "cyclonedx"),
+            default="text",
+            help="report format (cyclonedx: a CycloneDX 1.5 BOM with vulnerabilities, for vulns merge/gate)",
+        )
+        parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+        parser.add_argument(
+            "--fail-on",
+            type=_severity,
+            metavar="SEVERITY",
+            help="exit 1 when a finding is at or above this severity (low, medium, high, critical)",
+        )
+        return
     parser.add_argument("reports", nargs="*", metavar="REPORT", help="Trivy JSON, Grype JSON or CycloneDX 1.4+ VEX")
     parser.add_argument("--sbom", metavar="FILE", help="CycloneDX SBOM (factorygate image --sbom) for the OSV matcher")
     parser.add_argument("--osv", metavar="DIR", help="OSV mirror (directory of JSON files or ecosystem zips)")
-    parser.add_argument("--output", "-o", metavar="FILE", help="write the JSON to FILE instead of stdout")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    parser.add_argument(
+        "--max-report-size",
+        type=_mib,
+        default=DEFAULT_MAX_BYTES,
+        metavar="MiB",
+        help=f"refuse a scanner report larger than this (default {DEFAULT_MAX_BYTES // MIB} MiB)",
+    )
+    if action in ("merge", "gate"):
+        parser.add_argument("--format", "-f", choices=FORMATS, default="json", help="report format (default json)")
     if action == "vex":
         parser.add_argument("--justifications", "-j", metavar="FILE", required=True, help="justifications file")
         parser.add_argument("--format", "-f", choices=("openvex", "cyclonedx"), default="openvex")
@@ -107,6 +128,8 @@ def add_vulns_arguments(action: str, parser: argparse.ArgumentParser) -> None:
 def run_vulns(args: argparse.Namespace) -> int:
     from factorygate.vulns.model import VulnInputError
 
+    if args.action == "scan":
+        return _scan(args)
     try:
         observations, scanners = _observations(args)
     except VulnInputError as e:
@@ -117,7 +140,7 @@ def run_vulns(args: argparse.Namespace) -> int:
         return 2
     result = merge(observations, scanners=scanners)
     if args.action == "merge":
-        _write(merged_json(result), args.output)
+        _write(_render_merged(result, args.format), args.output)
         return 0
     if args.action == "vex":
         return _vex(args, result)
@@ -162,9 +185,60 @@ def _gate(args: argparse.Namespace, result: MergeResult) -> int:
     decision = decide(
         result.findings, book, policy, digest_inputs(paths), as_of, image=args.image, scanners=result.scanners
     )
-    _write(decision.to_json(), args.output)
+    from factorygate.vulns.output import decision_csv, decision_sarif, decision_text
+
+    if args.format == "text":
+        _write(decision_text(decision), args.output)
+    elif args.format == "sarif":
+        _write(decision_sarif(decision, result.findings), args.output)
+    elif args.format == "csv":
+        _write(decision_csv(decision), args.output)
+    else:
+        _write(decision.to_json(), args.output)
     verdict = "GO" if decision.go else "NO-GO"
     print(f"factorygate: {verdict}", file=sys.stderr)
     for reason in decision.reasons:
         print(f"  {reason}", file=sys.stderr)
     return 0 if decision.go else 1
+
+
+def _render_merged(result: MergeResult, fmt: str) -> dict[str, Any] | str:
+    from factorygate.vulns.output import merged_csv, merged_sarif, merged_text
+
+    if fmt == "text":
+        return merged_text(result)
+    if fmt == "sarif":
+        return merged_sarif(result)
+    if fmt == "csv":
+        return merged_csv(result)
+    return merged_json(result)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    """The built-in matcher as a scanner of its own: an SBOM against an OSV mirror, offline."""
+    from factorygate.vulns.model import VulnInputError
+    from factorygate.vulns.osv import SCANNER, load_osv, read_sbom
+    from factorygate.vulns.output import scan_cyclonedx
+
+    try:
+        sbom = read_sbom(args.sbom)
+        db = load_osv(args.osv, only=sbom.packages)
+    except VulnInputError as e:
+        print(f"factorygate: {e}", file=sys.stderr)
+        return 2
+    for problem in db.problems:
+        print(f"factorygate: warning: {problem}", file=sys.stderr)
+    observations = db.match(sbom.packages, target=args.sbom)
+    result = merge(observations, scanners=[SCANNER])
+    if args.format == "cyclonedx":
+        _write(scan_cyclonedx(observations, sbom.subject, dt.datetime.now(dt.UTC)), args.output)
+    else:
+        _write(_render_merged(result, args.format), args.output)
+    if args.fail_on is None:
+        return 0
+    floor = SEVERITIES.index(args.fail_on)
+    failing = [f for f in result.findings if SEVERITIES.index(f.severity) >= floor]
+    if failing:
+        print(f"factorygate: {len(failing)} findings at or above {args.fail_on} (--fail-on)", file=sys.stderr)
+        return 1
+    return 0

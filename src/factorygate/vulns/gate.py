@@ -81,6 +81,8 @@ class FindingDecision:
     justification_at: str | None  # file:line of that justification
     justification_expires: str | None
     blocking: tuple[str, ...]  # why this finding blocks (empty: it does not)
+    justification_approver: str | None = None
+    justification_author: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         pkg = self.package
@@ -99,6 +101,8 @@ class FindingDecision:
                 "status": self.justification_status,
                 "at": self.justification_at,
                 "expires": self.justification_expires,
+                "author": self.justification_author,
+                "approver": self.justification_approver,
             },
             "blocking": list(self.blocking),
         }
@@ -217,6 +221,8 @@ def decide(
                 justification_at=book.where(j) if j else None,
                 justification_expires=j.expires.isoformat() if j else None,
                 blocking=tuple(blocking),
+                justification_approver=j.approver if j else None,
+                justification_author=j.author if j else None,
             )
         )
     decided.sort(key=lambda d: (-_rank(d.severity), d.id, d.package.name, d.package.version, d.package.purl or ""))

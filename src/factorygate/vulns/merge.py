@@ -23,7 +23,6 @@ Rules, all deterministic and independent of input order:
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -32,7 +31,6 @@ from factorygate.vulns.model import SEVERITIES, Cvss, Observation, Package, norm
 from factorygate.vulns.reports import gc_paused, purl_parts
 
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
-_CVE = re.compile(r"CVE-(\d+)-(\d+)\Z")
 _OS_TYPES = frozenset({"deb", "apk", "rpm", "alpm", "alpine", "debian", "ubuntu"})
 _PYPI_SEP = re.compile(r"[-_.]+")
 
@@ -83,9 +81,10 @@ class MergeResult:
 
 def id_sort_key(vid: str) -> tuple[int, int, int, str]:
     """CVEs first (by year, number), then GHSAs, then everything else; ties by text."""
-    m = _CVE.match(vid)
-    if m:
-        return (0, int(m.group(1)), int(m.group(2)), vid)
+    if vid.startswith("CVE-"):
+        parts = vid.split("-")
+        if len(parts) == 3 and parts[1].isdecimal() and parts[2].isdecimal():
+            return (0, int(parts[1]), int(parts[2]), vid)
     if vid.startswith("GHSA-"):
         return (1, 0, 0, vid)
     return (2, 0, 0, vid)
@@ -144,15 +143,16 @@ def _purl_identity(purl: str) -> PackageKey | None:
     return (ptype, name, version)
 
 
-def _opt(value: str | None) -> str:
-    return value or ""
+def _opt(value: str | None) -> tuple[bool, str]:
+    """An optional text as a sort key: None before "" (they are different observations)."""
+    return (value is not None, value or "")
 
 
-def _cvss_key(c: Cvss) -> tuple[str, str, str, float]:
-    return (c.source, c.version, _opt(c.vector), -1.0 if c.score is None else c.score)
+def _cvss_key(c: Cvss) -> tuple[str, str, tuple[bool, str], tuple[bool, float]]:
+    return (c.source, c.version, _opt(c.vector), (c.score is not None, c.score or 0.0))
 
 
-def _package_sort_key(p: Package) -> tuple[str, str, str, str, str]:
+def _package_sort_key(p: Package) -> tuple[str, str, str, tuple[bool, str], tuple[bool, str]]:
     return (p.type, p.name, p.version, _opt(p.purl), _opt(p.path))
 
 
@@ -204,6 +204,16 @@ def _union(parent: dict[str, str], a: str, b: str) -> None:
 
 
 def _build(ids: set[str], group: list[Observation]) -> MergedFinding:
+    if len(group) == 1:  # one scanner saw it once: the fields are that observation's (normalised)
+        return _build_one(ids, group[0])
+    if len(group) == 2 and group[0].scanner != group[1].scanner:  # two scanners saw it: the common case
+        first, second = group
+        return _build_two(ids, first, second) if first.scanner < second.scanner else _build_two(ids, second, first)
+    return _build_many(ids, group)
+
+
+def _build_many(ids: set[str], group: list[Observation]) -> MergedFinding:
+    """The general case of :func:`_build` (any number of observations; the fast paths must agree)."""
     if len(group) > 1:
         if len({o.scanner for o in group}) == len(group):  # the common case: one observation per scanner
             group.sort(key=_scanner_of)
@@ -258,9 +268,68 @@ def _build(ids: set[str], group: list[Observation]) -> MergedFinding:
     )
 
 
-def _finding_sort_key(item: tuple[PackageKey, MergedFinding]) -> tuple[object, ...]:
-    key, f = item
-    return (-_rank(f.severity), id_sort_key(f.id), key, _package_sort_key(f.package))
+def _build_one(ids: set[str], o: Observation) -> MergedFinding:
+    """What :func:`_build` makes of a group of one observation, without its bookkeeping."""
+    ordered_ids = sorted(ids, key=id_sort_key) if len(ids) > 1 else list(ids)
+    p = o.package
+    fixed = o.fixed_versions
+    if len(fixed) > 1:
+        fixed = tuple(sorted(set(fixed)))
+    cvss = o.cvss
+    if len(cvss) > 1:
+        cvss = tuple(sorted(set(cvss), key=_cvss_key))
+    return MergedFinding(
+        ordered_ids[0],
+        tuple(ordered_ids[1:]),
+        p,
+        o.severity,
+        ((o.scanner, o.severity),),
+        fixed,
+        cvss,
+        (o.scanner,),
+        o.title,
+        (o.target,) if o.target else (),
+        (p.path,) if p.path else (),
+        o.published or None,
+        o.fix_published or None,
+        (o,),
+    )
+
+
+def _build_two(ids: set[str], a: Observation, b: Observation) -> MergedFinding:
+    """What :func:`_build` makes of two observations by two scanners (``a``'s name sorts first)."""
+    ordered_ids = sorted(ids, key=id_sort_key) if len(ids) > 1 else list(ids)
+    fixed = a.fixed_versions if a.fixed_versions == b.fixed_versions else set(a.fixed_versions).union(b.fixed_versions)
+    cvss = set(a.cvss).union(b.cvss) if b.cvss else a.cvss
+    if len(fixed) > 1:
+        fixed = tuple(sorted(set(fixed)))
+    if len(cvss) > 1:
+        cvss = tuple(sorted(set(cvss), key=_cvss_key))
+    targets = {t for t in (a.target, b.target) if t}
+    paths = {p for p in (a.package.path, b.package.path) if p}
+    published = [d for d in (a.published, b.published) if d]
+    fix_published = [d for d in (a.fix_published, b.fix_published) if d]
+    rank = _SEVERITY_RANK
+    return MergedFinding(
+        ordered_ids[0],
+        tuple(ordered_ids[1:]),
+        a.package if a.package.purl or not b.package.purl else b.package,
+        a.severity if rank.get(a.severity, 0) >= rank.get(b.severity, 0) else b.severity,
+        ((a.scanner, a.severity), (b.scanner, b.severity)),
+        tuple(fixed),
+        tuple(cvss),
+        (a.scanner, b.scanner),
+        a.title or b.title,
+        tuple(sorted(targets)) if len(targets) > 1 else tuple(targets),
+        tuple(sorted(paths)) if len(paths) > 1 else tuple(paths),
+        min(published) if published else None,
+        min(fix_published) if fix_published else None,
+        (a, b),
+    )
+
+
+def _first(item: tuple[tuple[object, ...], MergedFinding]) -> tuple[object, ...]:
+    return item[0]
 
 
 def merge(observations: Iterable[Observation], scanners: Iterable[str] | None = None) -> MergeResult:
@@ -273,10 +342,36 @@ def merge(observations: Iterable[Observation], scanners: Iterable[str] | None = 
         return _merge(observations, scanners)
 
 
+def _groups(
+    parents: dict[PackageKey, dict[str, str]], by_first: dict[tuple[PackageKey, str], list[Observation]]
+) -> tuple[dict[tuple[PackageKey, str], list[Observation]], dict[tuple[PackageKey, str], set[str]]]:
+    """The observations and the ids of each finding, by (package key, union-find root)."""
+    groups: dict[tuple[PackageKey, str], list[Observation]] = {}
+    for (key, first), found in by_first.items():
+        root = _find(parents[key], first)
+        group = groups.get((key, root))
+        if group is None:
+            groups[(key, root)] = found
+        else:
+            group.extend(found)
+    members: dict[tuple[PackageKey, str], set[str]] = {}
+    for key, parent in parents.items():
+        for node, up in parent.items():
+            root = node if up == node else _find(parent, node)
+            ids = members.get((key, root))
+            if ids is None:
+                members[(key, root)] = {node}
+            else:
+                ids.add(node)
+
+    return groups, members
+
+
 def _merge(observations: Iterable[Observation], scanners: Iterable[str] | None) -> MergeResult:
-    # One union-find per package; nodes are the normalised ids.
-    parents: dict[PackageKey, dict[str, str]] = defaultdict(dict)
-    placed: list[tuple[PackageKey, str, Observation]] = []
+    # One union-find per package; nodes are the normalised ids. Observations are first grouped by
+    # (package, primary id), so the second pass walks those groups, not every observation again.
+    parents: dict[PackageKey, dict[str, str]] = {}
+    by_first: dict[tuple[PackageKey, str], list[Observation]] = {}
     seen_scanners: set[str] = set(scanners or ())
     keys: dict[Package, PackageKey] = {}
     normalised: dict[str, str] = {}
@@ -285,11 +380,19 @@ def _merge(observations: Iterable[Observation], scanners: Iterable[str] | None) 
         key = keys.get(o.package)
         if key is None:
             key = keys[o.package] = package_key(o.package)
-        parent = parents[key]
         first = normalised.get(o.vuln_id)
         if first is None:
             first = normalised[o.vuln_id] = normalise_id(o.vuln_id)
-        parent.setdefault(first, first)
+        slot = by_first.get((key, first))
+        if slot is None:
+            by_first[(key, first)] = [o]
+            parent = parents.get(key)
+            if parent is None:
+                parent = parents[key] = {}
+            parent.setdefault(first, first)
+        else:
+            slot.append(o)
+            parent = parents[key]
         for alias in o.aliases:
             alias_id = normalised.get(alias)
             if alias_id is None:
@@ -297,20 +400,14 @@ def _merge(observations: Iterable[Observation], scanners: Iterable[str] | None) 
             if alias_id and alias_id != first:
                 parent.setdefault(alias_id, alias_id)
                 _union(parent, first, alias_id)
-        placed.append((key, first, o))
 
-    groups: dict[tuple[PackageKey, str], list[Observation]] = defaultdict(list)
-    for key, first, o in placed:
-        groups[(key, _find(parents[key], first))].append(o)
-    members: dict[tuple[PackageKey, str], set[str]] = defaultdict(set)
-    for key, parent in parents.items():
-        for node in parent:
-            members[(key, _find(parent, node))].add(node)
-
-    keyed = sorted(
-        ((key, _build(members[(key, root)], group)) for (key, root), group in groups.items()),
-        key=_finding_sort_key,
-    )
+    groups, members = _groups(parents, by_first)
+    # (package key, canonical id) is unique per finding, so (severity, id, key) is a total order.
+    keyed = []
+    for (key, root), group in groups.items():
+        f = _build(members[(key, root)], group)
+        keyed.append(((-_SEVERITY_RANK.get(f.severity, 0), *id_sort_key(f.id), *key), f))  # flat: compares faster
+    keyed.sort(key=_first)
     findings = [f for _, f in keyed]
     all_scanners = tuple(sorted(seen_scanners))
     only_in: dict[str, list[MergedFinding]] = {}

@@ -56,14 +56,26 @@ PURL_ECOSYSTEMS = {
     "hex": "Hex",
     "pub": "Pub",
 }
-# os-release ID (the purl ``distro`` qualifier's first part) -> OSV ecosystem prefix, per purl type.
+# os-release ID (the purl ``distro`` qualifier's first part, or the purl namespace) -> OSV ecosystem
+# prefix, per purl type. The release part of the ecosystem is written by :func:`_release`.
 _DISTRO_ECOSYSTEMS = {
     ("deb", "debian"): "Debian",
     ("deb", "ubuntu"): "Ubuntu",
     ("apk", "alpine"): "Alpine",
     ("rpm", "almalinux"): "AlmaLinux",
+    ("rpm", "alma"): "AlmaLinux",
     ("rpm", "rocky"): "Rocky Linux",
+    ("rpm", "rhel"): "Red Hat",
+    ("rpm", "redhat"): "Red Hat",
+    ("rpm", "sles"): "SUSE",
+    ("rpm", "sled"): "SUSE",
+    ("rpm", "sles_sap"): "SUSE",
+    ("rpm", "suse"): "SUSE",
+    ("rpm", "opensuse-leap"): "openSUSE:Leap",
+    ("rpm", "opensuse-tumbleweed"): "openSUSE:Tumbleweed",
 }
+# The distro ids above, longest first: "opensuse-leap-15.5" is the id "opensuse-leap" and release 15.5.
+_DISTRO_IDS = sorted({distro for _, distro in _DISTRO_ECOSYSTEMS}, key=len, reverse=True)
 # OSV ecosystem prefix (before ":") -> version scheme name (a univers class, resolved lazily).
 _SCHEMES = {
     "Debian": "DebianVersion",
@@ -152,21 +164,60 @@ def ecosystem_of(purl: Purl) -> str | None:
     """The OSV ecosystem of a package URL (``Debian:12``, ``Alpine:v3.19``, ``PyPI``), None if unknown."""
     if purl.type in PURL_ECOSYSTEMS:
         return PURL_ECOSYSTEMS[purl.type]
-    distro = purl.qualifiers.get("distro", "")
-    distro_id, _, release = distro.partition("-")
-    if not distro_id or (purl.type, distro_id.lower()) not in _DISTRO_ECOSYSTEMS:
-        distro_id, release = purl.namespace or "", ""
-    prefix = _DISTRO_ECOSYSTEMS.get((purl.type, distro_id.lower()))
+    distro = purl.qualifiers.get("distro", "").lower()
+    distro_id, release = next(
+        ((d, distro[len(d) + 1 :]) for d in _DISTRO_IDS if distro == d or distro.startswith(d + "-")), ("", "")
+    )
+    if (purl.type, distro_id) not in _DISTRO_ECOSYSTEMS:
+        distro_id, release = (purl.namespace or "").lower(), ""
+    prefix = _DISTRO_ECOSYSTEMS.get((purl.type, distro_id))
     if prefix is None:
         return None
-    if not release:
-        return prefix
+    if prefix.startswith("openSUSE:"):  # the ecosystem names the product: "openSUSE:Leap 15.5", "openSUSE:Tumbleweed"
+        return f"{prefix} {release}" if prefix == "openSUSE:Leap" and release else prefix
+    return f"{prefix}:{_release(prefix, release)}" if release and _release(prefix, release) else prefix
+
+
+def _release(prefix: str, release: str) -> str:
+    """The release as the OSV ecosystem of ``prefix`` spells it ("" when it cannot be written)."""
     parts = release.split(".")
     if prefix == "Alpine":
-        return f"Alpine:v{'.'.join(parts[:2])}" if len(parts) >= 2 else prefix
+        return f"v{parts[0]}.{parts[1]}" if len(parts) >= 2 else ""
     if prefix == "Ubuntu":
-        return f"Ubuntu:{'.'.join(parts[:2])}"
-    return f"{prefix}:{parts[0]}"
+        return ".".join(parts[:2])
+    if prefix == "SUSE":  # "15.5" -> "15 SP5"; "15" and "15.0" -> "15"
+        return f"{parts[0]} SP{parts[1]}" if len(parts) >= 2 and parts[1] not in ("", "0") else parts[0]
+    return parts[0]
+
+
+def ecosystem_applies(record_ecosystem: str, wanted: str) -> bool:
+    """Whether an OSV record's ecosystem covers a package of ecosystem ``wanted`` (from :func:`ecosystem_of`).
+
+    A record without a release (``Debian``) covers every release. Otherwise the release must agree, as
+    each distribution spells it: ``Ubuntu:22.04:LTS`` covers ``Ubuntu:22.04`` (the Ubuntu Pro and FIPS
+    streams, ``Ubuntu:Pro:...``, are not the standard archive and do not); ``Red Hat:enterprise_linux:9::
+    appstream`` and ``Red Hat:rhel_eus:9.2::baseos`` cover ``Red Hat:9``; ``SUSE:Linux Enterprise Server
+    15 SP5`` and the SLE modules of 15 SP5 cover ``SUSE:15 SP5``. A package whose release is unknown
+    (``Debian``) is matched only by records without a release.
+    """
+    if record_ecosystem == wanted:
+        return True
+    base, _, release = wanted.partition(":")
+    record_base, _, record_release = record_ecosystem.partition(":")
+    if record_base != base:
+        return False
+    if not record_release:
+        return True
+    if not release:
+        return False
+    if base == "Ubuntu":
+        return record_release.split(":", 1)[0] == release
+    if base == "Red Hat":
+        fields = record_release.split(":")
+        return len(fields) > 1 and fields[1].split(".", 1)[0] == release
+    if base == "SUSE":
+        return record_release.endswith(" " + release)
+    return False
 
 
 def osv_name(purl: Purl, ecosystem: str) -> str:
@@ -186,8 +237,18 @@ class SbomPackage(NamedTuple):
     source_version: str | None = None
 
 
+class Sbom(NamedTuple):
+    packages: list[SbomPackage]
+    subject: dict[str, Any] | None  # the SBOM's metadata.component (the image), when it has one
+
+
 def packages_from_sbom(path: str) -> list[SbomPackage]:
     """The components with a purl of a CycloneDX JSON SBOM (nested components included, the image not)."""
+    return read_sbom(path).packages
+
+
+def read_sbom(path: str) -> Sbom:
+    """The packages of a CycloneDX JSON SBOM (see :func:`packages_from_sbom`) and its subject."""
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_SBOM_BYTES + 1)
@@ -216,7 +277,9 @@ def packages_from_sbom(path: str) -> list[SbomPackage]:
             if found is not None and (found.package.purl or "", found.package.path) not in seen:
                 seen.add((found.package.purl or "", found.package.path))
                 out.append(found)
-    return out
+    metadata = doc.get("metadata")
+    subject = metadata.get("component") if isinstance(metadata, dict) else None
+    return Sbom(out, subject if isinstance(subject, dict) else None)
 
 
 def _sbom_package(comp: dict[str, Any]) -> SbomPackage | None:
@@ -267,6 +330,15 @@ def lookup(item: Package | SbomPackage) -> tuple[str, str, str] | None:
     return ecosystem, name, version
 
 
+def _binary_name(item: SbomPackage, ecosystem: str) -> tuple[str, ...]:
+    """RPM advisories (Red Hat, SUSE, Rocky, Alma) list binary packages: the installed name is looked up
+    as well as the source package."""
+    purl = parse_purl(item.package.purl) if item.package.purl else None
+    if purl is None or purl.type != "rpm":
+        return ()
+    return (osv_name(purl, ecosystem),)
+
+
 def _prefilter_key(name: bytes) -> bytes:
     return _SEPARATORS.sub(b"-", name.lower())
 
@@ -312,13 +384,18 @@ class _Entry:
 
     record: _Record
     data: dict[str, Any]
+    ecosystem: str  # as the record writes it ("Debian:12", "Ubuntu:22.04:LTS", "Red Hat:enterprise_linux:9::baseos")
     parsed: _Affected | None = None
     unusable: bool = False
 
 
 @dataclass
 class OsvDatabase:
-    """OSV records indexed by (ecosystem, package name); :meth:`match` checks packages against them."""
+    """OSV records indexed by (ecosystem prefix, package name); :meth:`match` checks packages against them.
+
+    The index key is the ecosystem before any ``:`` (``Debian`` for ``Debian:12``): which releases a
+    record covers is decided per package by :func:`ecosystem_applies`.
+    """
 
     index: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
     advisories: int = 0
@@ -345,8 +422,9 @@ class OsvDatabase:
                 continue
             ecosystem, name = package.get("ecosystem"), package.get("name")
             if isinstance(ecosystem, str) and isinstance(name, str) and ecosystem and name:
-                key = (ecosystem, normalize_name(ecosystem.partition(":")[0], name))
-                self.index.setdefault(key, []).append(_Entry(holder, entry))
+                base = ecosystem.partition(":")[0]
+                key = (base, normalize_name(base, name))
+                self.index.setdefault(key, []).append(_Entry(holder, entry, ecosystem))
         self.advisories += 1
 
     def _resolve(self, entry: _Entry) -> _Affected | None:
@@ -386,10 +464,11 @@ class OsvDatabase:
         base = ecosystem.partition(":")[0]
         scheme = _SCHEMES.get(base)
         pkg = item.package
-        keys = [(ecosystem, name)] + ([(base, name)] if base != ecosystem else [])
         seen: set[str] = set()
-        for key in keys:
+        for key in {(base, n): None for n in (*_binary_name(item, ecosystem), name)}:
             for entry in self.index.get(key, ()):
+                if entry.ecosystem != ecosystem and not ecosystem_applies(entry.ecosystem, ecosystem):
+                    continue
                 affected = None if entry.record.data["id"] in seen else self._resolve(entry)
                 if affected is None:
                     continue
@@ -476,6 +555,9 @@ def _advisory(record: dict[str, Any]) -> _Advisory:
     source = "ghsa" if record["id"].startswith("GHSA-") else "osv"
     for entry in record.get("severity") or ():
         if isinstance(entry, dict) and isinstance(entry.get("score"), str):
+            if entry.get("type") == "Ubuntu":  # the Ubuntu priority word ("high", "medium", ...)
+                severity = severity or _severity_word(entry["score"])
+                continue
             parsed = _cvss(entry["score"], source)
             if parsed is not None:
                 cvss.append(parsed)
@@ -620,7 +702,12 @@ def load_osv(path: str, only: Iterable[Package | SbomPackage] | None = None) -> 
     root = Path(path)
     db = OsvDatabase()
     if only is not None:
-        names = {found[1] for found in map(lookup, only) if found is not None}
+        names: set[str] = set()
+        for item in only:
+            sbom = item if isinstance(item, SbomPackage) else SbomPackage(item)
+            found = lookup(sbom)
+            if found is not None:
+                names.update((found[1], *_binary_name(sbom, found[0])))
         db.wanted = frozenset(_prefilter_key(n.encode()) for n in names)
     if root.is_dir():
         files: list[str] = []
