@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from factorygate.engine import Engine, ScanResult
     from factorygate.render.evidence import EvidenceOptions
+    from factorygate.render.json_report import FindingLines
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 FORMATS = ("text", "json", "sarif", "junit", "html", "ckl", "cklb", "oscal", "oscal-poam", "hdf")
@@ -280,9 +281,11 @@ def _evidence_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _tech_area(value: str) -> str:
+    if not value:  # the default: argparse converts it on every run, and the evidence module is not light
+        return value
     from factorygate.render.evidence import TECH_AREAS
 
-    if value and value not in TECH_AREAS:
+    if value not in TECH_AREAS:
         raise argparse.ArgumentTypeError(f"{value!r} is not a STIG Viewer technology area: {', '.join(TECH_AREAS)}")
     return value
 
@@ -331,21 +334,23 @@ def _engine(args: argparse.Namespace) -> Engine:
     return Engine(catalog, policy, as_of=args.as_of)
 
 
-def _emit(result: ScanResult, args: argparse.Namespace) -> int:
-    """Write the report where asked; tell the terminal about errors and the verdict; the exit code."""
-    from factorygate.render import Format, render
+def _emit(result: ScanResult, args: argparse.Namespace, ahead: FindingLines | None = None) -> int:
+    """Write the report where asked; tell the terminal about errors and the verdict; the exit code.
+    ``ahead``: JSON lines of findings already encoded while the scan ran."""
+    from factorygate.render import EVIDENCE_RENDERERS, Format, render
 
     fmt = Format(args.format)
+    evidence = _evidence_options(args) if fmt in EVIDENCE_RENDERERS else None
     if args.output:
         try:
             with open(args.output, "w", encoding="utf-8") as out:
-                render(result, fmt, out, evidence=_evidence_options(args))
+                render(result, fmt, out, evidence=evidence, ahead=ahead)
         except OSError as e:
             print(f"factorygate: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
             return EXIT_ERROR
     else:
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-        render(result, fmt, sys.stdout, color=color, evidence=_evidence_options(args))
+        render(result, fmt, sys.stdout, color=color, evidence=evidence, ahead=ahead)
     if args.output or fmt is not Format.TEXT:
         _print_errors_and_verdict(result)
     return result.exit_code()
@@ -387,8 +392,14 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         kinds=KUBERNETES_KINDS,
         input_type=args.type,
     )
-    result = scan_paths(engine, args.paths, opts, jobs=args.jobs if args.jobs is not None else default_jobs())
-    return _emit(result, args)
+    ahead = None
+    if args.format == "json":  # encode the findings' lines while the workers are still busy
+        from factorygate.render.json_report import FindingLines
+
+        ahead = FindingLines()
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    result = scan_paths(engine, args.paths, opts, jobs=jobs, on_part=ahead.add_part if ahead else None)
+    return _emit(result, args, ahead)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

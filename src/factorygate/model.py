@@ -15,6 +15,10 @@ class Severity(enum.Enum):
     HIGH = "high"
     CRITICAL = "critical"
 
+    # Members are singletons compared by identity: hash them by identity too, in C (Enum's own
+    # __hash__ is a Python function, and reports hash a status or severity per finding).
+    __hash__ = object.__hash__
+
     @property
     def rank(self) -> int:
         return _SEVERITY_RANK[self]
@@ -50,6 +54,8 @@ class Status(enum.Enum):
     PASS = "pass"
     WAIVED = "waived"
     ERROR = "error"
+
+    __hash__ = object.__hash__  # as Severity's
 
 
 class SubjectKind(enum.Enum):

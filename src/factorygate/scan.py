@@ -12,8 +12,8 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from itertools import chain
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain, islice
 
 from factorygate.engine import Engine, PartialScan, ScanResult
 from factorygate.inputs.kubernetes import ReadOptions, Unit, load_unit, plan_inputs
@@ -72,7 +72,7 @@ def _weight(unit: Unit) -> int:
         return 0
 
 
-def _batches(units: Sequence[Unit]) -> Iterator[Sequence[Unit]]:
+def _batches(units: Iterable[Unit]) -> Iterator[Sequence[Unit]]:
     """Consecutive units, cut when a batch reaches _BATCH_UNITS units or _BATCH_BYTES bytes."""
     batch: list[Unit] = []
     size = 0
@@ -86,21 +86,46 @@ def _batches(units: Sequence[Unit]) -> Iterator[Sequence[Unit]]:
         yield batch
 
 
-def scan_paths(engine: Engine, paths: Sequence[str], opts: ReadOptions, jobs: int = 1) -> ScanResult:
-    """Scan files, directories and ``-`` with ``jobs`` worker processes (1: in this process)."""
+def scan_paths(
+    engine: Engine,
+    paths: Sequence[str],
+    opts: ReadOptions,
+    jobs: int = 1,
+    on_part: Callable[[PartialScan], None] | None = None,
+) -> ScanResult:
+    """Scan files, directories and ``-`` with ``jobs`` worker processes (1: in this process).
+
+    Inputs are planned (directories walked) while the workers already evaluate the first batches.
+    ``on_part`` sees each part's results in input order as they arrive, while later parts are still
+    being evaluated (the JSON report encodes its lines there)."""
     global _WORKER_STATE  # noqa: PLW0603 - inherited by forked workers, see above
     started = time.perf_counter()
-    units = list(plan_inputs(paths, opts))
-    subjects = {"dockerfile" if u.kind.startswith("dockerfile") else "manifest" for u in units} or {"manifest"}
+    planned = plan_inputs(paths, opts)
+    head = list(islice(planned, PARALLEL_MIN_UNITS))
+    subjects: set[str] = set()
+
+    def noted(units: Iterable[Unit]) -> Iterator[Unit]:
+        for unit in units:
+            subjects.add("dockerfile" if unit.kind.startswith("dockerfile") else "manifest")
+            yield unit
+
+    units = noted(chain(head, planned))
     usable = "fork" in multiprocessing.get_all_start_methods()
-    if jobs <= 1 or len(units) < PARALLEL_MIN_UNITS or not usable:
-        part = engine.evaluate(chain.from_iterable(load_unit(u, opts) for u in units))
-        return engine.finish([part], list(paths), started, subjects)
+    if jobs <= 1 or len(head) < PARALLEL_MIN_UNITS or not usable:
+        parts = [engine.evaluate(chain.from_iterable(load_unit(u, opts) for u in units))]
+        if on_part is not None:
+            on_part(parts[0])
+        return engine.finish(parts, list(paths), started, subjects or {"manifest"})
     engine.finding_budget = max(1, engine.finding_budget // jobs)  # each worker counts its own findings
     _WORKER_STATE = (engine, opts)
+    parts = []
     try:
         with multiprocessing.get_context("fork").Pool(jobs, _die_with_parent, (os.getpid(),)) as pool:
-            parts = list(pool.imap(_evaluate_batch, _batches(units)))
+            # the pool's task thread walks the directories (this generator) as the workers ask for work
+            for part in pool.imap(_evaluate_batch, _batches(units)):
+                parts.append(part)
+                if on_part is not None:
+                    on_part(part)
     finally:
         _WORKER_STATE = None
-    return engine.finish(parts, list(paths), started, subjects)
+    return engine.finish(parts, list(paths), started, subjects or {"manifest"})

@@ -9,6 +9,7 @@ from factorygate.engine import ScanResult
 
 if TYPE_CHECKING:
     from factorygate.render.evidence import EvidenceOptions
+    from factorygate.render.json_report import FindingLines
 
 
 class Format(enum.Enum):
@@ -35,10 +36,17 @@ EVIDENCE_RENDERERS = {
 
 
 def render(
-    result: ScanResult, fmt: Format, out: TextIO, *, color: bool = False, evidence: EvidenceOptions | None = None
+    result: ScanResult,
+    fmt: Format,
+    out: TextIO,
+    *,
+    color: bool = False,
+    evidence: EvidenceOptions | None = None,
+    ahead: FindingLines | None = None,
 ) -> None:
     """Write ``result`` to ``out`` in ``fmt`` (renderers are imported lazily: start-up stays fast).
-    ``evidence`` carries the asset and the time the evidence formats state."""
+    ``evidence`` carries the asset and the time the evidence formats state; ``ahead``, JSON lines of
+    the first findings encoded while the scan ran."""
     if fmt in EVIDENCE_RENDERERS:
         import importlib
 
@@ -51,7 +59,7 @@ def render(
     elif fmt is Format.JSON:
         from factorygate.render.json_report import render_json
 
-        render_json(result, out)
+        render_json(result, out, ahead)
     elif fmt is Format.SARIF:
         from factorygate.render.sarif import render_sarif
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from factorygate import __version__
-from factorygate.engine import ScanResult, requirement_statuses
+from factorygate.engine import PartialScan, ScanResult, requirement_statuses
 from factorygate.model import Finding, Resource, Severity, Status
 
 SCHEMA_ID = "https://factorygate.dev/schemas/report-v1.schema.json"
@@ -154,7 +154,27 @@ def report_dict(result: ScanResult, with_findings: bool = True) -> dict[str, Any
     }
 
 
-def render_json(result: ScanResult, out: TextIO) -> None:
+class FindingLines:
+    """Findings encoded as report lines ahead of rendering: a parallel scan hands each part's findings
+    over as they arrive (``add_part``), so the encoding overlaps the workers' evaluation."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._line = _LineEncoder().line
+
+    def add_part(self, part: PartialScan) -> None:
+        self.lines.extend(map(self._line, part.findings))
+
+    def for_result(self, result: ScanResult) -> list[str]:
+        """Every finding's line: the ones encoded ahead (the results start with the parts' findings,
+        in order), then the rest (findings of the checks over the whole set)."""
+        done = self.lines
+        if len(done) > len(result.findings):
+            raise ValueError("findings encoded ahead do not belong to this result")
+        return done + list(map(self._line, result.findings[len(done) :]))
+
+
+def render_json(result: ScanResult, out: TextIO, ahead: FindingLines | None = None) -> None:
     """One top-level key per line and one finding per line: diff- and grep-friendly, and fast
     (the C encoder is used; an ``indent`` would force the pure-Python one)."""
     report = report_dict(result, with_findings=False)  # the findings are written below, line by line
@@ -164,7 +184,8 @@ def render_json(result: ScanResult, out: TextIO) -> None:
         out.write(f"{_ENCODE(key)}: ")
         if key == "findings" and result.findings:
             out.write("[\n")
-            out.write(",\n".join(map(_LineEncoder().line, result.findings)))
+            lines = ahead.for_result(result) if ahead is not None else map(_LineEncoder().line, result.findings)
+            out.write(",\n".join(lines))
             out.write("\n]")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             out.write("[\n")
