@@ -47,20 +47,9 @@ def _runs_linux(w: Workload) -> bool:
     return not w.windows
 
 
-def _host_path_volumes(w: Workload) -> dict[str, tuple[int, str]]:
-    """Volume name -> (index, normalised host path) for hostPath volumes."""
-    out: dict[str, tuple[int, str]] = {}
-    for i, v in enumerate(as_list(w.pod_spec.get("volumes"))):
-        hp = as_map(as_map(v).get("hostPath"))
-        path = hp.get("path")
-        if isinstance(path, str):
-            out[str(as_map(v).get("name"))] = (i, posixpath.normpath("/" + path.strip().lstrip("/")))
-    return out
-
-
 def _mounted_host_paths(w: Workload) -> Iterator[tuple[ContainerFacts | None, int, str, str]]:
     """(container or None, volume index, volume name, host path) for each hostPath use."""
-    volumes = _host_path_volumes(w)
+    volumes = w.host_path_volumes
     used: set[str] = set()
     for c in w.containers:
         for m in as_list(c.spec.get("volumeMounts")):
@@ -397,7 +386,7 @@ def k8s_volume_types(w: Workload, p: Parameters) -> Iterator[Outcome]:
 
 
 def k8s_no_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
-    paths = _host_path_volumes(w)
+    paths = w.host_path_volumes
     volumes = [
         (i, str(as_map(v).get("name")))
         for i, v in enumerate(as_list(w.pod_spec.get("volumes")))

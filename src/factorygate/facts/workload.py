@@ -10,6 +10,7 @@ Kubernetes semantics (API reference, "SecurityContext" and "PodSecurityContext")
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -96,6 +97,7 @@ class Workload(NamedTuple):
     containers: tuple[ContainerFacts, ...]
     long_running: bool
     windows: bool
+    host_path_volumes: Mapping[str, tuple[int, str]]  # volume name -> (index, normalised host path)
 
     def pod_field(self, *keys: str) -> str:
         return ".".join((self.pod_path, *keys))
@@ -156,4 +158,16 @@ def workload_from(doc: Mapping[str, Any]) -> Workload | None:
         containers=tuple(containers),
         long_running=long_running,
         windows=as_map(pod_spec.get("os")).get("name") == "windows",
+        host_path_volumes=_host_path_volumes(pod_spec),
     )
+
+
+def _host_path_volumes(pod_spec: Mapping[str, Any]) -> dict[str, tuple[int, str]]:
+    """Volume name -> (index, normalised host path) for hostPath volumes (three checks ask)."""
+    out: dict[str, tuple[int, str]] = {}
+    for i, v in enumerate(as_list(pod_spec.get("volumes"))):
+        hp = as_map(as_map(v).get("hostPath"))
+        path = hp.get("path")
+        if isinstance(path, str):
+            out[str(as_map(v).get("name"))] = (i, posixpath.normpath("/" + path.strip().lstrip("/")))
+    return out
