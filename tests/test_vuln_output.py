@@ -324,3 +324,39 @@ def test_go_decision_in_every_format(capsys: pytest.CaptureFixture[str]) -> None
             assert out.startswith("NO-GO" if blocked else "GO")
         if fmt == "sarif":
             assert json.loads(out)["runs"][0]["properties"]["go"] is not blocked
+
+
+# --- html: the project's self-contained page -------------------------------------------------------
+
+
+def test_merge_scan_and_gate_as_html(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = cli(capsys, "vulns", "merge", TRIVY, GRYPE, "-f", "html")
+    assert code == 0
+    assert out.startswith("<!DOCTYPE html>")
+    assert "http://" not in out.split("</head>")[0]
+    merged = json.loads(main_json(capsys, "vulns", "merge", TRIVY, GRYPE))
+    ids = {f["id"] for f in merged["findings"]}
+    assert ids
+    assert all(vid in out for vid in ids)
+
+    code, out, _ = cli(capsys, "vulns", "scan", SBOM, "--osv", MIRROR, "-f", "html")
+    assert code == 0
+    assert "factorygate-osv" in out
+
+    just = justifications(tmp_path, "CVE-2024-0553")
+    report = tmp_path / "gate.html"
+    code, _, err = cli(
+        capsys, "vulns", "gate", TRIVY, GRYPE, "-j", just, "--as-of", AS_OF, "-f", "html", "-o", str(report)
+    )
+    assert code == 1
+    assert "NO-GO" in err
+    page = report.read_text(encoding="utf-8")
+    assert "Decision: no-go" in page
+    assert "CVE-2024-0553" in page
+    assert "=I. Approver" in page
+
+
+def main_json(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    code, out, _ = cli(capsys, *args)
+    assert code == 0
+    return out

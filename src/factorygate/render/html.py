@@ -563,7 +563,10 @@ def _vuln_row(f: Mapping[str, Any]) -> dict[str, Any]:
         gate = [[f"badge st-{state}", str(state)]]
         just = f.get("justification")
         if just:
-            gate.append(["muted", f"{just.get('status', '')} at {just.get('at', '')}, expires {just.get('expires')}"])
+            who = f"by {just.get('author', '?')}, approved by {just.get('approver', '?')}"
+            gate.append(
+                ["muted", f"{just.get('status', '')} {who}, expires {just.get('expires')} ({just.get('at', '')})"]
+            )
         gate.extend(["block", f"Blocks: {b}"] for b in blocking)
         cells.insert(0, gate)
     cells.append([["mono", s] for s in filters["scanner"]])

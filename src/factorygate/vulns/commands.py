@@ -83,7 +83,7 @@ def add_vulns_arguments(action: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--format",
             "-f",
-            choices=("text", "json", "sarif", "csv", "cyclonedx"),
+            choices=("text", "json", "sarif", "csv", "html", "cyclonedx"),
             default="text",
             help="report format (cyclonedx: a CycloneDX 1.5 BOM with vulnerabilities, for vulns merge/gate)",
         )
@@ -189,6 +189,8 @@ def _gate(args: argparse.Namespace, result: MergeResult) -> int:
 
     if args.format == "text":
         _write(decision_text(decision), args.output)
+    elif args.format == "html":
+        _write(_html(decision.to_json()), args.output)
     elif args.format == "sarif":
         _write(decision_sarif(decision, result.findings), args.output)
     elif args.format == "csv":
@@ -211,7 +213,20 @@ def _render_merged(result: MergeResult, fmt: str) -> dict[str, Any] | str:
         return merged_sarif(result)
     if fmt == "csv":
         return merged_csv(result)
+    if fmt == "html":
+        return _html(merged_json(result))
     return merged_json(result)
+
+
+def _html(doc: dict[str, Any]) -> str:
+    """A merge document or a gate decision as the project's self-contained HTML page."""
+    import io
+
+    from factorygate.render.html import render_vulns_html
+
+    out = io.StringIO()
+    render_vulns_html(doc, out)
+    return out.getvalue()
 
 
 def _scan(args: argparse.Namespace) -> int:

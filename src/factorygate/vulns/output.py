@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # the gate imports the justifications' validation (pydantic):
     from factorygate.vulns.gate import Decision, FindingDecision
     from factorygate.vulns.merge import MergedFinding, MergeResult
 
-FORMATS = ("json", "text", "sarif", "csv")
+FORMATS = ("json", "text", "sarif", "csv", "html")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVELS = {"critical": "error", "high": "error", "medium": "warning"}  # others: note
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
