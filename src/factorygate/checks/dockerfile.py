@@ -51,12 +51,14 @@ def _all_instructions(df: Dockerfile) -> Iterator[Instruction]:
         yield from s.instructions
 
 
-@functools.lru_cache(maxsize=8192)
 def _installs(cmd: Command) -> tuple[str, ...]:
     """Package names a package-manager command installs (every check asks: computed once)."""
-    wanted = _INSTALL_VERBS.get(cmd.program)
-    if not wanted:
-        return ()
+    return _package_installs(cmd) if cmd.program in _INSTALL_VERBS else ()
+
+
+@functools.lru_cache(maxsize=8192)
+def _package_installs(cmd: Command) -> tuple[str, ...]:
+    wanted = _INSTALL_VERBS[cmd.program]
     argv = [a for a in cmd.argv[1:] if not a.startswith("-")]
     if not argv or argv[0] not in wanted:
         return ()
@@ -468,7 +470,7 @@ def _unverified(c: Command, text: str) -> str | None:
     a = c.argv[1:]
     if c.program in ("apt-get", "apt") and any(x in a for x in ("--allow-unauthenticated", "--force-yes")):
         return f"{c.program} --allow-unauthenticated/--force-yes"
-    if any(_APT_UNAUTH.search(x) for x in a):
+    if "llowunauthenticated" in " ".join(a).lower() and any(_APT_UNAUTH.search(x) for x in a):
         return "APT::Get::AllowUnauthenticated"
     if c.program in ("yum", "dnf", "microdnf", "tdnf", "zypper") and any(
         x in ("--nogpgcheck", "--no-gpg-checks") or x.startswith("--setopt=gpgcheck=0") for x in a
