@@ -59,21 +59,24 @@ class _LineEncoder:
     once and reused."""
 
     def __init__(self) -> None:
-        self._check: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._check: dict[tuple[str, Status, Severity], tuple[str, str]] = {}
         self._resource: dict[Resource | None, str] = {}
+        self._file: tuple[str, str] = ("", '""')  # the last location file and its JSON (findings come by subject)
 
     def line(self, f: Finding) -> str:
-        key = (f.check, _VALUE[f.status], _VALUE[f.severity])
+        key = (f.check, f.status, f.severity)
         parts = self._check.get(key)
         if parts is None:
             d = finding_dict(f)
             head = _ENCODE({k: d[k] for k in ("check", "title", "requirements", "status", "severity")})[:-1]
-            tail = _ENCODE({k: d[k] for k in ("nist", "cci", "remediation")})[1:]
+            tail = _ENCODE({k: d[k] for k in ("nist", "cci", "remediation")})[1:-1]
             parts = self._check[key] = (head, tail)
         res = self._resource.get(f.resource)
         if res is None:
             res = self._resource[f.resource] = _ENCODE(finding_dict(f)["resource"])
         file, line, path, source = f.location
+        if file is not self._file[0]:
+            self._file = (file, _STR(file))
         waiver = f.waiver
         return "".join(
             (
@@ -81,7 +84,7 @@ class _LineEncoder:
                 ', "message": ',
                 _STR(f.message),
                 ', "location": {"file": ',
-                _STR(file),
+                self._file[1],
                 ', "line": ',
                 "null" if line is None else str(line),
                 ', "path": ',
@@ -93,7 +96,7 @@ class _LineEncoder:
                 ', "container": ',
                 "null" if f.container is None else _STR(f.container),
                 ", ",
-                parts[1][:-1],
+                parts[1],
                 ', "waiver": ',
                 "null" if waiver is None else _ENCODE(finding_dict(f)["waiver"]),
                 "}",
