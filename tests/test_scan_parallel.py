@@ -118,3 +118,34 @@ def _state(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_the_wire_form_of_a_part_unpacks_to_the_same_findings(tmp_path: Path) -> None:
+    """Workers send packed parts (plain tuples): the parent must get back exactly what was evaluated,
+    waivers (policy and inline), input errors and check crashes included."""
+    import pickle
+
+    from tests.conftest import ROOT
+
+    from factorygate.inputs.kubernetes import load_unit, plan_inputs
+    from factorygate.policy import load_policy
+    from factorygate.wire import pack, unpack
+
+    (tmp_path / "broken.yaml").write_text("kind: [unclosed\n")
+    waive = "# factorygate:waive df-non-root-user runs as root on purpose"
+    (tmp_path / "Dockerfile").write_text(f"FROM alpine\n{waive}\nUSER root\n")
+    catalog = load_catalog()
+    engine = Engine(catalog, load_policy(str(ROOT / "examples" / "policy.yaml"), set(catalog.checks)))
+    opts = ReadOptions(kustomize=False, max_bytes=1 << 20, kinds=KUBERNETES_KINDS, input_type="auto")
+    paths = [str(ROOT / "examples"), str(tmp_path)]
+    units = list(plan_inputs(paths, opts))
+    part = engine.evaluate(f for u in units for f in load_unit(u, opts))
+    statuses = {f.status.value for f in part.findings}
+    assert {"pass", "fail", "waived", "error"} <= statuses
+    back = unpack(pickle.loads(pickle.dumps(pack(part), protocol=pickle.HIGHEST_PROTOCOL)))  # noqa: S301 - our own bytes
+    assert back.findings == part.findings
+    assert [(type(f), type(f.location), type(f.resource), type(f.waiver)) for f in back.findings] == [
+        (type(f), type(f.location), type(f.resource), type(f.waiver)) for f in part.findings
+    ]
+    assert back.stats == part.stats
+    assert len(back.contexts) == len(part.contexts)

@@ -17,6 +17,7 @@ from itertools import chain, islice
 
 from factorygate.engine import Engine, PartialScan, ScanResult
 from factorygate.inputs.kubernetes import ReadOptions, Unit, load_unit, plan_inputs
+from factorygate.wire import Packed, pack, unpack
 
 # Below this many units, starting workers costs more than it saves.
 PARALLEL_MIN_UNITS = 16
@@ -55,10 +56,10 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="factorygate-parent-watch", daemon=True).start()
 
 
-def _evaluate_batch(batch: Sequence[Unit]) -> PartialScan:
+def _evaluate_batch(batch: Sequence[Unit]) -> Packed:
     assert _WORKER_STATE is not None  # noqa: S101 - set before the fork, by construction
     engine, opts = _WORKER_STATE
-    return engine.evaluate(chain.from_iterable(load_unit(u, opts) for u in batch))
+    return pack(engine.evaluate(chain.from_iterable(load_unit(u, opts) for u in batch)))
 
 
 def _weight(unit: Unit) -> int:
@@ -122,7 +123,8 @@ def scan_paths(
     try:
         with multiprocessing.get_context("fork").Pool(jobs, _die_with_parent, (os.getpid(),)) as pool:
             # the pool's task thread walks the directories (this generator) as the workers ask for work
-            for part in pool.imap(_evaluate_batch, _batches(units)):
+            for packed in pool.imap(_evaluate_batch, _batches(units)):
+                part = unpack(packed)
                 parts.append(part)
                 if on_part is not None:
                     on_part(part)
