@@ -51,7 +51,8 @@ def _scan(root: Path, jobs: int) -> ScanResult:
     return scan.scan_paths(Engine(catalog, policy), [str(root)], opts, jobs=jobs)
 
 
-def test_parallel_scan_equals_sequential_scan(tmp_path: Path) -> None:
+def test_parallel_scan_equals_sequential_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "_BATCH_UNITS", 8)  # several batches for the workers to share
     _tree(tmp_path)
     one = _scan(tmp_path, 1)
     two = _scan(tmp_path, 2)
