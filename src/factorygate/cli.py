@@ -428,6 +428,11 @@ def _print_errors_and_verdict(result: ScanResult) -> None:
         if f.status is Status.ERROR:
             line = f":{f.location.line}" if f.location.line else ""
             print(f"factorygate: error: {f.location.file}{line}: {f.message}", file=sys.stderr)
+    from factorygate.release import vulnerabilities_of
+
+    for section in vulnerabilities_of(result):
+        if section.no_go:
+            print(f"factorygate: vulnerability gate NO-GO ({section.source or 'vulns gate'})", file=sys.stderr)
     blocking = sum(1 for f in result.findings if f.status is Status.FAIL and f.severity >= result.policy.threshold)
     print(
         f"factorygate: {blocking} failing at or above {result.policy.threshold.value}; exit {result.exit_code()}",

@@ -1,6 +1,8 @@
 """`factorygate report`: several factorygate JSON reports (report-v1) of one release, such as the Dockerfile
 scan, the image scan and the manifests scan, read back into one :class:`ScanResult` that every renderer
-takes. A file that is not such a report becomes one input error naming it; the others are still read."""
+takes. A `vulns gate` decision or a `vulns merge` list among them (told apart by their shape) becomes the
+result's vulnerability section (:class:`factorygate.release.ReleaseResult`). A file that is none of these
+becomes one input error naming it; the others are still read."""
 
 from __future__ import annotations
 
@@ -17,6 +19,14 @@ from factorygate.checks import INPUT_ERROR
 from factorygate.engine import ScanResult, ScanStats
 from factorygate.model import Finding, Location, Resource, Severity, Status, SubjectKind, Waiver
 from factorygate.policy.schema import Policy
+from factorygate.release import (
+    ReleaseResult,
+    VulnDocumentError,
+    VulnSection,
+    is_gate_decision,
+    is_merge_list,
+    vuln_section,
+)
 
 MAX_REPORT_BYTES = 1024 * 1024 * 1024  # a report of MAX_FINDINGS findings is well under this
 _SUBJECT_OF_KIND = {
@@ -43,6 +53,7 @@ class Combined:
     as_of: list[dt.date] = field(default_factory=list)
     errors: list[Finding] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)  # sha256 of a report read -> its path
+    vulnerabilities: list[VulnSection] = field(default_factory=list)
 
 
 def _str(value: object, what: str, optional: bool = False) -> Any:
@@ -146,7 +157,8 @@ def _subjects(summary: dict[str, Any], findings: list[Finding], catalog: Catalog
 
 
 def _load(path: str) -> tuple[str, dict[str, Any]]:
-    """(sha256, document) of a file that looks like a factorygate report (tool and schema version)."""
+    """(sha256, document) of a file that looks like a factorygate report (tool and schema version), or
+    like a `vulns gate` decision or `vulns merge` list."""
     try:
         if Path(path).stat().st_size > MAX_REPORT_BYTES:
             raise ReportError(f"larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB")
@@ -161,6 +173,8 @@ def _load(path: str) -> tuple[str, dict[str, Any]]:
         raise ReportError(f"not JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
     except RecursionError:
         raise ReportError("not JSON (nested too deeply)") from None
+    if is_gate_decision(doc) or is_merge_list(doc):
+        return hashlib.sha256(raw).hexdigest(), doc
     if not isinstance(doc, dict) or not isinstance(doc.get("tool"), dict) or doc["tool"].get("name") != "factorygate":
         raise ReportError("not a factorygate JSON report (no tool.name factorygate; write one with --format json)")
     version = doc.get("schema_version")
@@ -187,6 +201,23 @@ def read_report(path: str, combined: Combined, catalog: Catalog) -> None:
     digest, doc = _load(path)
     if digest in combined.digests:
         return  # the same report given twice counts once
+    if is_gate_decision(doc) or is_merge_list(doc):
+        try:
+            section = vuln_section(doc, path)
+        except VulnDocumentError as e:
+            raise ReportError(str(e)) from None
+        combined.digests[digest] = path
+        combined.vulnerabilities.append(section)
+        combined.inputs[path] = None
+        if section.as_of is not None:
+            combined.as_of.append(dt.date.fromisoformat(section.as_of))
+        return
+    sections = []
+    for i, v in enumerate(doc.get("vulnerabilities") or []):  # a combined report written by `report -f json`
+        try:
+            sections.append(vuln_section(v, _dict(v, f"vulnerabilities[{i}]").get("source") or path))
+        except VulnDocumentError as e:
+            raise ReportError(f"vulnerabilities[{i}]: {e}") from None
     raw_findings = doc.get("findings")
     if not isinstance(raw_findings, list):
         raise ReportError("findings is not a list")
@@ -208,6 +239,7 @@ def read_report(path: str, combined: Combined, catalog: Catalog) -> None:
     combined.stats.add(stats)
     combined.stats.seconds += stats.seconds
     combined.thresholds.append(threshold)
+    combined.vulnerabilities.extend(sections)
     if as_of is not None:
         combined.as_of.append(as_of)
 
@@ -257,11 +289,12 @@ def combine_reports(
         policy = Policy.default()
         if combined.thresholds:
             policy = policy.with_threshold(min(combined.thresholds))
-    return ScanResult(
+    return ReleaseResult(
         findings=findings,
         catalog=catalog,
         policy=policy,
         inputs=list(combined.inputs),
         stats=combined.stats,
         as_of=as_of or (max(combined.as_of) if combined.as_of else dt.date.today()),
+        vulnerabilities=combined.vulnerabilities,
     )

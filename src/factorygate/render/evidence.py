@@ -27,14 +27,33 @@ from typing import NamedTuple
 
 from factorygate import __version__
 from factorygate.engine import ScanResult, requirement_statuses
-from factorygate.model import CheckMeta, Finding, Requirement, Severity, Status
+from factorygate.model import CheckMeta, Finding, Location, Requirement, Severity, Status, SubjectKind, Waiver
+from factorygate.release import VulnItem, VulnSection, vulnerabilities_of
 
 # Every UUID the evidence formats write is a uuid5 in this namespace, named by content: the same scan
 # gives the same identifiers (golden files stay stable; a re-run's checklist diffs cleanly).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://factorygate.dev/evidence")
 # A requirement's lists of subjects stop here: a checklist is read by people; the JSON report has all.
 MAX_LISTED = 1000
-STIG_SOURCES = ("CICDG", "PSS")  # the checklist formats carry the DISA guide and the Pod Security Standards
+# The release's vulnerability findings (`vulns gate` / `vulns merge` documents): one pseudo-STIG of their own.
+VULN_SOURCE = "VULNS"
+# the checklist formats carry the DISA guide, the Pod Security Standards and the release's vulnerabilities
+STIG_SOURCES = ("CICDG", "PSS", VULN_SOURCE)
+# A vulnerability finding is evidence for NIST SP 800-53 rev5 RA-5 (vulnerability monitoring and scanning)
+# and SI-2 (flaw remediation). CCIs from DISA's CCI list (version 2023-06-07, as embedded in
+# mitre/heimdall2 libs/hdf-converters/src/utils/CCI_List.ts), by their rev5 reference:
+#   CCI-001054  RA-5 a  "Monitor and scan for vulnerabilities in the system and hosted applications ..."
+#   CCI-001059  RA-5 d  "Remediate legitimate vulnerabilities in organization-defined response times ..."
+#   CCI-001225  SI-2 a  "Identify system flaws."
+#   CCI-001227  SI-2 a  "Correct system flaws."
+VULN_NIST = ("RA-5 d", "SI-2 a")
+VULN_CCI = ("CCI-001054", "CCI-001059", "CCI-001225", "CCI-001227")
+VULN_SOURCE_INFO = {
+    "title": "Release Vulnerabilities (NIST SP 800-53 RA-5, SI-2)",
+    "version": "V1R1",
+    "date": "",
+}
+VULN_CHECK = "vulnerability"
 ROLES = ("None", "Workstation", "Member Server", "Domain Controller")
 ASSET_TYPES = ("Computing", "Non-Computing")
 # TECH_AREA values the checklist schema allows (STIG Viewer's list; "" is allowed too)
@@ -159,7 +178,7 @@ def requirement_evidence(result: ScanResult, sources: Iterable[str] | None = Non
             unread.append(f)
     statuses = requirement_statuses(result)
     out: list[RequirementEvidence] = []
-    for rid, req in result.catalog.requirements.items():
+    for rid, req in result.catalog.requirements.items() if getattr(result, "scan_requirements", True) else ():
         if wanted is not None and req.source not in wanted:
             continue
         checks = tuple(result.catalog.checks_for(rid))
@@ -174,7 +193,157 @@ def requirement_evidence(result: ScanResult, sources: Iterable[str] | None = Non
         severities += [f.severity for f in by_requirement.get(rid, ())]
         severity = max(severities) if severities else Severity.MEDIUM
         out.append(RequirementEvidence(req, status, severity, checks, tuple(findings)))
+    if wanted is None or VULN_SOURCE in wanted:
+        out += vulnerability_evidence(result)
     return out
+
+
+def nist_controls(req: Requirement) -> tuple[str, ...]:
+    """The NIST SP 800-53 controls a requirement is evidence for (a vulnerability: RA-5 and SI-2)."""
+    return VULN_NIST if req.source == VULN_SOURCE else (req.ia_control,)
+
+
+def _vuln_check(section: VulnSection, rid: str, severity: Severity, fix: str) -> CheckMeta:
+    scanners = ", ".join(section.scanners) or "no scanner named"
+    if section.decision is None:
+        how = "listed by `factorygate vulns merge` (no gate decision: every finding is open)"
+    else:
+        blocks = ", ".join(section.policy.get("block_severities") or []) or "none"
+        age = section.policy.get("max_fix_age_days")
+        how = (
+            f"decided by `factorygate vulns gate` as of {section.as_of or '-'}: an unjustified finding blocks "
+            f"the release when its severity is one of {blocks}"
+            + (f" or its fix is older than {age} days" if age is not None else "")
+        )
+        if section.policy.get("require_two_scanners"):
+            how += "; at least two scanners must have run"
+    return CheckMeta(
+        id=VULN_CHECK,
+        subject=SubjectKind.IMAGE,
+        requirements=(rid,),
+        severity=severity,
+        title="Vulnerability scan",
+        description=f"Container image vulnerabilities found by {scanners}, merged and {how}.",
+        remediation=fix,
+    )
+
+
+def _item_row(section: VulnSection, item: VulnItem) -> RequirementEvidence:
+    version = f" {item.version}" if item.version else ""
+    rid = f"{item.id} {item.package}{version}"
+    severity = item.factorygate_severity
+    fixed = ", ".join(item.fixed_versions)
+    fix = (
+        f"Upgrade {item.package} to {fixed} (or later) and rebuild the image."
+        if fixed
+        else f"No fixed version of {item.package} is known: remove the package, mitigate, or justify the finding "
+        "(status, author, approver, expiry) and track the fix."
+    )
+    also = f" (also {', '.join(item.aliases)})" if item.aliases else ""
+    summary = (
+        f"{item.id}{also}: {item.title or 'vulnerability'} in {item.package}{version} "
+        f"[{item.severity}; scanners: {', '.join(item.scanners) or '-'}]"
+    )
+    j = item.justification
+    waiver = None
+    if item.state in ("justified", "expired") and j is not None:
+        waiver = Waiver(
+            justification=f"{j.status} (author {j.author}; justification at {j.at})",
+            approver=j.approver,
+            expires=j.expires,
+            source="vulns justification",
+            expired=item.state == "expired",
+        )
+    if item.state == "justified":
+        status, state = Status.WAIVED, f"justified ({j.status if j else '-'}): risk accepted, not fixed"
+    elif item.blocking:
+        status, state = Status.FAIL, "blocks the release: " + "; ".join(item.blocking)
+    elif item.state == "unreviewed":
+        status, state = Status.FAIL, "open (merged list, no gate decision)"
+    else:
+        expired = f", justification expired {j.expires}" if item.state == "expired" and j else ""
+        status, state = Status.FAIL, f"open, not blocking under the gate policy ({item.state}{expired})"
+    message = (
+        f"{item.id} ({item.severity}) in {item.package}{version}; "
+        + (f"fixed in {fixed}" if fixed else "no fix yet")
+        + f"; {state}"
+    )
+    finding = Finding(
+        check=VULN_CHECK,
+        status=status,
+        severity=severity,
+        message=message,
+        location=Location(item.path or item.purl or item.package, source=section.source or None),
+        nist=VULN_NIST,
+        cci=VULN_CCI,
+        title=item.title,
+        remediation=fix,
+        waiver=waiver,
+    )
+    req = Requirement(
+        id=rid,
+        title=f"{item.id} in {item.package}{version}" + (f": {item.title}" if item.title else ""),
+        ia_control=VULN_NIST[0],
+        cci=VULN_CCI,
+        automation=("image",),
+        summary=summary,
+        source=VULN_SOURCE,
+    )
+    row_status = "waived" if status is Status.WAIVED else "fail"
+    return RequirementEvidence(req, row_status, severity, (_vuln_check(section, rid, severity, fix),), (finding,))
+
+
+def _gate_row(section: VulnSection, n: int) -> RequirementEvidence:
+    rid = "vulns-gate" + (f"-{n}" if n else "")
+    go = not section.no_go
+    where_from = section.source or ", ".join(section.inputs) or "vulns gate"
+    message = "GO" if go else "NO-GO: " + "; ".join(section.reasons)
+    finding = Finding(
+        check="vulns-gate",
+        status=Status.PASS if go else Status.FAIL,
+        severity=Severity.HIGH,
+        message=message,
+        location=Location(where_from),
+        nist=VULN_NIST,
+        cci=VULN_CCI,
+        title="Release vulnerability gate",
+    )
+    req = Requirement(
+        id=rid,
+        title=f"Release vulnerability gate: {'GO' if go else 'NO-GO'}",
+        ia_control=VULN_NIST[0],
+        cci=VULN_CCI,
+        automation=("image",),
+        summary="The release's merged vulnerability findings, weighed against the gate policy and the approved "
+        "justifications, allow the release (go) or do not (no-go).",
+        source=VULN_SOURCE,
+    )
+    fix = "Fix, or justify with an approved and unexpired justification, every finding that blocks the release."
+    check = _vuln_check(section, rid, Severity.HIGH, fix)._replace(id="vulns-gate", title="Vulnerability gate")
+    return RequirementEvidence(req, "pass" if go else "fail", Severity.HIGH, (check,), (finding,))
+
+
+def vulnerability_evidence(result: ScanResult) -> list[RequirementEvidence]:
+    """One row per gate decision and per vulnerability finding (one id in one package) of the result's
+    vulnerability sections; see docs/ckl.md for the statuses. Identical rows (the same decision given
+    twice) appear once."""
+    rows: dict[tuple[str, str, str], RequirementEvidence] = {}
+    gates = 0
+    for section in vulnerabilities_of(result):
+        if section.decision is not None:
+            row = _gate_row(section, gates)
+            gates += 1
+            rows.setdefault((row.requirement.id, row.status, row.findings[0].message), row)
+        for item in section.items:
+            row = _item_row(section, item)
+            key = (row.requirement.id, row.status, row.findings[0].message)
+            if key in rows:
+                continue
+            if any(k[0] == key[0] for k in rows):  # the same finding decided differently by another gate
+                req = row.requirement._replace(id=f"{key[0]} ({section.source or len(rows)})")
+                row = row._replace(requirement=req)
+            rows[key] = row
+    return list(rows.values())
 
 
 def content_uuid(*parts: str) -> str:
@@ -286,7 +455,7 @@ def fix_text(ev: RequirementEvidence) -> str:
 
 def stig_release(result: ScanResult, source: str) -> tuple[str, str, str, str]:
     """(title, version, release, benchmark date) of a catalog source (``V2R0.6`` -> "2", "0.6")."""
-    info = result.catalog.sources.get(source, {})
+    info = result.catalog.sources.get(source) or (VULN_SOURCE_INFO if source == VULN_SOURCE else {})
     title = info.get("title") or source
     raw = info.get("version") or ""
     m = re.fullmatch(r"[Vv](\d+)[Rr]([\d.]+)", raw)
@@ -306,6 +475,7 @@ def stig_id(source: str) -> str:
     return {
         "CICDG": "DISA_Container_Image_Creation_and_Deployment_Guide",
         "PSS": "Kubernetes_Pod_Security_Standards",
+        VULN_SOURCE: "factorygate_Release_Vulnerabilities",
     }.get(source, f"factorygate_{source}")
 
 

@@ -520,8 +520,36 @@ def render_html(result: ScanResult, out: TextIO, *, generated_at: str | None = N
         "waivers": waivers,
         "waiver_alerts": sum(1 for w in waivers if w.state != "active"),
         "warn_days": EXPIRY_WARNING_DAYS,
+        "vulnerabilities": _vulnerability_sections(result),
     }
     _write("scan.html.j2", context, findings_table(result), out)
+
+
+def _vulnerability_sections(result: ScanResult) -> list[dict[str, Any]]:
+    """The release's `vulns gate` decisions and `vulns merge` lists (from `factorygate report`)."""
+    from factorygate.release import vulnerabilities_of
+
+    sections = []
+    for s in vulnerabilities_of(result):
+        rows = []
+        for i in s.items:
+            j = i.justification
+            state = "blocking: " + "; ".join(i.blocking) if i.blocking else i.state
+            rows.append(
+                {
+                    "severity": i.severity,
+                    "id": i.id,
+                    "package": i.package,
+                    "version": i.version or "-",
+                    "fixed": ", ".join(i.fixed_versions) or "-",
+                    "state": state,
+                    "justification": f"{j.status} by {j.author}, approved by {j.approver}, expires {j.expires}"
+                    if j
+                    else "-",
+                }
+            )
+        sections.append({"source": s.source, "decision": s.decision, "reasons": list(s.reasons), "rows": rows})
+    return sections
 
 
 # -- the vulnerability report (``vulns merge`` and ``vulns gate`` documents) --------------------------

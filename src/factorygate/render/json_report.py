@@ -128,6 +128,17 @@ def summary_dict(result: ScanResult) -> dict[str, Any]:
 
 
 def report_dict(result: ScanResult, with_findings: bool = True) -> dict[str, Any]:
+    report = _report_dict(result, with_findings)
+    from factorygate.release import vulnerabilities_of
+
+    sections = vulnerabilities_of(result)
+    if sections:
+        # the `vulns gate` decisions and `vulns merge` lists of the release, as read (`report` reads them back)
+        report["vulnerabilities"] = [{"source": s.source, **s.document} for s in sections]
+    return report
+
+
+def _report_dict(result: ScanResult, with_findings: bool) -> dict[str, Any]:
     statuses = requirement_statuses(result)
     catalog = result.catalog
     return {

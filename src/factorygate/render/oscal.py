@@ -23,6 +23,7 @@ from factorygate.render.evidence import (
     finding_details,
     finding_line,
     fix_text,
+    nist_controls,
     oscal_control,
     requirement_evidence,
     subject,
@@ -33,6 +34,7 @@ from factorygate.render.evidence import (
 OSCAL_VERSION = "1.1.3"
 NS = "https://factorygate.dev/ns/oscal"
 _SPACE = re.compile(r"\s+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _line(text: str) -> str:
@@ -80,8 +82,10 @@ class _Builder:
     def _add(self, ev: RequirementEvidence) -> None:
         req = ev.requirement
         control, statement = oscal_control(req.ia_control)
-        if control not in self.controls:
-            self.controls.append(control)
+        for other in nist_controls(req):
+            reviewed, _ = oscal_control(other)
+            if reviewed not in self.controls:
+                self.controls.append(reviewed)
         if ev.status in self.unassessed:
             self.unassessed[ev.status].append(req.id)
             return
@@ -110,7 +114,11 @@ class _Builder:
             "uuid": content_uuid("finding", req.id, ev.status, digest),
             "title": f"{req.id}: {req.title}",
             "description": f"{req.summary}\n\n{finding_details(ev)}",
-            "props": [_prop("requirement", req.id), _prop("nist", req.ia_control), *props[2 : 2 + len(req.cci)]],
+            "props": [
+                _prop("requirement", req.id),
+                *(_prop("nist", n) for n in nist_controls(req)),
+                *props[2 : 2 + len(req.cci)],
+            ],
             "origins": self.origins,
             "target": {
                 "type": "statement-id" if statement else "objective-id",
@@ -137,7 +145,7 @@ class _Builder:
             "uuid": content_uuid("risk", req.id, ev.status, digest),
             "title": f"{req.id} not satisfied: {req.title}",
             "description": finding_details(ev) + (f"\n\nWaivers (risk accepted):\n{comments}" if comments else ""),
-            "statement": f"{req.summary} (NIST SP 800-53 {req.ia_control}, {', '.join(req.cci)})",
+            "statement": f"{req.summary} (NIST SP 800-53 {', '.join(nist_controls(req))}, {', '.join(req.cci)})",
             "props": [_prop("requirement", req.id), _prop("severity", ev.severity.value)],
             # every failure waived: an approved deviation; any unwaived failure or error: open
             "status": "deviation-approved" if ev.status == "waived" else "open",
@@ -152,8 +160,9 @@ class _Builder:
             ],
             "related-observations": [{"observation-uuid": observation_uuid}],
         }
-        if waivers:
-            risk["deadline"] = f"{min(w.expires for w in waivers)}T23:59:59Z"
+        dated = [w.expires for w in waivers if _DATE.fullmatch(w.expires)]
+        if dated:
+            risk["deadline"] = f"{min(dated)}T23:59:59Z"
         risk["props"] += [_prop("waiver-approver", a) for a in dict.fromkeys(w.approver for w in waivers)]
         return risk
 

@@ -24,6 +24,8 @@ from factorygate.vulns.output import FORMATS, merged_json
 from factorygate.vulns.reports import DEFAULT_MAX_BYTES
 
 MIB = 1024 * 1024
+# The evidence formats of `scan` and `report` (STIG Viewer checklists, OSCAL, Heimdall), for merge and gate.
+EVIDENCE_FORMATS = ("ckl", "cklb", "oscal", "oscal-poam", "hdf")
 
 
 def _observations(args: argparse.Namespace) -> tuple[list[Observation], list[str]]:
@@ -83,7 +85,7 @@ def add_vulns_arguments(action: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--format",
             "-f",
-            choices=("text", "json", "sarif", "csv", "html", "cyclonedx"),
+            choices=("text", "json", "sarif", "csv", "html", "cyclonedx", *EVIDENCE_FORMATS),
             default="text",
             help="report format (cyclonedx: a CycloneDX 1.5 BOM with vulnerabilities, for vulns merge/gate)",
         )
@@ -107,7 +109,13 @@ def add_vulns_arguments(action: str, parser: argparse.ArgumentParser) -> None:
         help=f"refuse a scanner report larger than this (default {DEFAULT_MAX_BYTES // MIB} MiB)",
     )
     if action in ("merge", "gate"):
-        parser.add_argument("--format", "-f", choices=FORMATS, default="json", help="report format (default json)")
+        parser.add_argument(
+            "--format",
+            "-f",
+            choices=(*FORMATS, *EVIDENCE_FORMATS),
+            default="json",
+            help="report format (default json); ckl, cklb, oscal, oscal-poam and hdf as for `factorygate report`",
+        )
     if action == "vex":
         parser.add_argument("--justifications", "-j", metavar="FILE", required=True, help="justifications file")
         parser.add_argument("--format", "-f", choices=("openvex", "cyclonedx"), default="openvex")
@@ -189,6 +197,8 @@ def _gate(args: argparse.Namespace, result: MergeResult) -> int:
 
     if args.format == "text":
         _write(decision_text(decision), args.output)
+    elif args.format in EVIDENCE_FORMATS:
+        _write(evidence_text(decision.to_json(), args.format), args.output)
     elif args.format == "html":
         _write(_html(decision.to_json()), args.output)
     elif args.format == "sarif":
@@ -215,7 +225,38 @@ def _render_merged(result: MergeResult, fmt: str) -> dict[str, Any] | str:
         return merged_csv(result)
     if fmt == "html":
         return _html(merged_json(result))
+    if fmt in EVIDENCE_FORMATS:
+        return evidence_text(merged_json(result), fmt)
     return merged_json(result)
+
+
+def evidence_text(doc: dict[str, Any], fmt: str, source: str = "") -> str:
+    """A gate decision or a merge list in an evidence format: the same code path as `factorygate report`
+    with that one document (a result of no scan findings whose only section is this document)."""
+    import io
+
+    from factorygate.catalog import load_catalog
+    from factorygate.engine import ScanStats
+    from factorygate.policy.schema import Policy
+    from factorygate.release import ReleaseResult, vuln_section
+    from factorygate.render import Format, render
+    from factorygate.render.evidence import EvidenceOptions
+
+    section = vuln_section(doc, source)
+    as_of = dt.date.fromisoformat(section.as_of) if section.as_of else dt.date.today()
+    result = ReleaseResult(
+        findings=[],
+        catalog=load_catalog(),
+        policy=Policy.default(),
+        inputs=list(section.inputs) or [source or "vulns"],
+        stats=ScanStats(),
+        as_of=as_of,
+        vulnerabilities=[section],
+        scan_requirements=False,
+    )
+    out = io.StringIO()
+    render(result, Format(fmt), out, evidence=EvidenceOptions())
+    return out.getvalue()
 
 
 def _html(doc: dict[str, Any]) -> str:
