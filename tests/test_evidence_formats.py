@@ -486,7 +486,7 @@ def test_oscal_assessment_results_validate_against_the_official_schema(outputs: 
     doc = json.loads(outputs[Format.OSCAL])
     assert errors(oscal_validator(), doc) == []
     ar = doc["assessment-results"]
-    assert ar["metadata"]["oscal-version"] == "1.1.3"
+    assert ar["metadata"]["oscal-version"] == "1.2.3"
     assert ar["metadata"]["last-modified"] == "2026-01-02T03:04:05Z"
     result = ar["results"][0]
     controls = [c["control-id"] for c in result["reviewed-controls"]["control-selections"][0]["include-controls"]]

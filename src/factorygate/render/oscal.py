@@ -31,7 +31,7 @@ from factorygate.render.evidence import (
     where,
 )
 
-OSCAL_VERSION = "1.1.3"
+OSCAL_VERSION = "1.2.3"  # the version of the official schema the tests validate against
 NS = "https://factorygate.dev/ns/oscal"
 _SPACE = re.compile(r"\s+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
