@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from tests.conftest import ROOT
 from tests.evidence_schemas import INSPECJS_PARSER, errors, hdf_validator, oscal_validator
+from tests.release_inputs import MANIFESTS_WITH_EXPIRED_WAIVER as MANIFESTS
 
 from factorygate import __version__
 from factorygate.catalog import load_catalog
@@ -45,33 +46,6 @@ SUFFIX = {
     Format.HDF: "hdf.json",
 }
 
-MANIFESTS = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: api
-  namespace: shop
-  annotations:
-    factorygate.dev/waive.k8s-liveness-probe: >-
-      {justification: "Startup handled by the service mesh", approver: "J. Smith", expires: 2099-01-01}
-    factorygate.dev/waive.k8s-readiness-probe: >-
-      {justification: "Old exception", approver: "A. Jones", expires: 2020-01-01}
-spec:
-  template:
-    metadata:
-      labels: {app: api}
-    spec:
-      containers:
-        - name: api
-          image: nginx:1.25
-          securityContext:
-            privileged: true
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: deny, namespace: shop}
-spec: {podSelector: {}}
-"""
 DOCKERFILE = b"FROM nginx:1.25\nRUN apt-get update && apt-get install -y openssh-server\nEXPOSE 22\nUSER 1000\n"
 HOSTILE = "x<y>&z\"q'r]]></script>\x00\x07\x1b\x7f \u00e9\u6f22\U0001f600 --> <![CDATA[ &amp;"
 

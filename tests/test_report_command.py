@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import run_cli, scan_text
 from tests.evidence_schemas import errors, hdf_validator, oscal_validator
+from tests.release_inputs import DEPLOYMENT as MANIFESTS
 
 from factorygate.catalog import load_catalog
 from factorygate.cli import FORMATS
@@ -20,26 +21,6 @@ from factorygate.model import Status
 from factorygate.render import Format, render
 from factorygate.render.json_report import finding_dict
 
-MANIFESTS = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: api
-  namespace: shop
-  annotations:
-    factorygate.dev/waive.k8s-liveness-probe: >-
-      {justification: "Startup handled by the service mesh", approver: "J. Smith", expires: 2099-01-01}
-spec:
-  template:
-    metadata:
-      labels: {app: api}
-    spec:
-      containers:
-        - name: api
-          image: nginx:1.25
-          securityContext:
-            privileged: true
-"""
 DOCKERFILE = "FROM nginx:1.25\nRUN apt-get update && apt-get install -y openssh-server\nEXPOSE 22\n"
 
 

@@ -11,35 +11,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from tests.conftest import ROOT, scan_text
+from tests.release_inputs import MANIFESTS
 
 from factorygate.engine import ScanResult
 from factorygate.render import Format, render
-
-MANIFESTS = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: api
-  namespace: shop
-  annotations:
-    factorygate.dev/waive.k8s-liveness-probe: >-
-      {justification: "Startup handled by the service mesh", approver: "J. Smith", expires: 2099-01-01}
-spec:
-  template:
-    metadata:
-      labels: {app: api}
-    spec:
-      containers:
-        - name: api
-          image: nginx:1.25
-          securityContext:
-            privileged: true
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: deny, namespace: shop}
-spec: {podSelector: {}}
-"""
 
 
 @pytest.fixture(scope="module")
