@@ -692,3 +692,18 @@ def test_an_unreadable_input_keeps_every_evaluated_rule_from_passing() -> None:
     hdf = json.loads(rendered(result, Format.HDF))
     control = next(c for p in hdf["profiles"] for c in p["controls"] if c["id"] == "CICDG-3.10")
     assert sorted(r["status"] for r in control["results"]) == ["error", "passed"]
+
+
+def test_html_golden_file(release: ScanResult) -> None:
+    """The HTML report of the same release, byte for byte (its only clock is generated_at, given here)."""
+    from factorygate.render.html import render_html
+
+    out = io.StringIO()
+    render_html(release, out, generated_at="2026-11-23 12:00 UTC")
+    text = out.getvalue().replace(f"factorygate {__version__}", "factorygate VERSION")
+    text = text.replace(f'"{__version__}"', '"VERSION"').replace(f">{__version__}<", ">VERSION<")
+    path = GOLDEN / "release.html"
+    if REGEN:
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"{path} missing: run with FACTORYGATE_REGEN_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8")
