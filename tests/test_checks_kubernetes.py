@@ -1956,3 +1956,24 @@ def test_names_of_the_wrong_type_are_reported_as_invalid() -> None:
     text = "apiVersion: v1\nkind: Pod\nmetadata: {name: [1], namespace: {a: b}}\nspec: {containers: [{name: c}]}\n"
     findings = scan_text(text)
     assert {f.resource.display() for f in findings if f.resource} == {"Pod <invalid namespace>/<invalid name>"}
+
+
+def test_without_passes_the_checks_yield_exactly_their_failures() -> None:
+    """At admission a workload is built with passes=False: every check must yield the same failures
+    (same order, same messages and paths) and nothing else, on every fixture of every check."""
+    from factorygate.checks import WORKLOAD_CHECKS
+
+    params = parse_policy(default_policy_text(), "p", set(load_catalog().checks)).parameters
+    seen = 0
+    for path in sorted(FIXTURES.glob("*/*/*.yaml")):
+        for m in manifests_from_bytes(path.read_bytes(), str(path), kinds=KUBERNETES_KINDS):
+            if not hasattr(m, "data"):
+                continue
+            full, failures_only = workload_from(m.data), workload_from(m.data, passes=False)
+            if full is None or failures_only is None:
+                continue
+            for fn in WORKLOAD_CHECKS.values():
+                expected = [o for o in fn(full, params) if not o.passed]
+                assert list(fn(failures_only, params)) == expected, (path, fn.__name__)
+                seen += len(expected)
+    assert seen > 50  # the fixtures do fail checks: the comparison is not vacuous

@@ -293,7 +293,7 @@ class Engine:
             if np is not None:
                 part.policies.append(np)
                 continue
-            w = workload_from(doc)
+            w = workload_from(doc, self.record_passes)
             if w is None:
                 continue
             if self._exempt(w.namespace):

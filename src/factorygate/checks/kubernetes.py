@@ -88,7 +88,7 @@ def k8s_no_container_runtime_socket(w: Workload, p: Parameters) -> Iterator[Outc
                 f"mounts {what} via hostPath volume {vname!r} ({path})",
             )
     for c in w.containers:
-        if c.name not in flagged:
+        if c.name not in flagged and w.passes:
             yield _ok(c, c.path, "mounts no container runtime socket")
 
 
@@ -102,7 +102,8 @@ def k8s_seccomp_profile(w: Workload, p: Parameters) -> Iterator[Outcome]:
             c.sc_path("seccompProfile.type") if own is not None else w.pod_field("securityContext.seccompProfile.type")
         )
         if kind in ("RuntimeDefault", "Localhost"):
-            yield _ok(c, path, f"seccomp profile {kind}")
+            if w.passes:
+                yield _ok(c, path, f"seccomp profile {kind}")
         elif kind is None:
             yield _bad(c, c.path, "no seccomp profile: set seccompProfile.type RuntimeDefault (pod or container)")
         else:
@@ -122,7 +123,7 @@ def k8s_no_sensitive_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
                 f"mounts sensitive host path {path} (volume {vname!r}, under {hit})",
             )
     for c in w.containers:
-        if c.name not in flagged:
+        if c.name not in flagged and w.passes:
             yield _ok(c, c.path, "mounts no sensitive host directory")
 
 
@@ -138,7 +139,7 @@ def _resource_check(w: Workload, section: str) -> Iterator[Outcome]:
         missing = [r for r in ("cpu", "memory") if values.get(r) in (None, "")]
         if missing:
             yield _bad(c, f"{c.path}.resources", f"no {' or '.join(missing)} {section.rstrip('s')}")
-        else:
+        elif w.passes:
             yield _ok(c, f"{c.path}.resources.{section}", f"cpu and memory {section} set")
 
 
@@ -154,7 +155,8 @@ def k8s_read_only_root_filesystem(w: Workload, p: Parameters) -> Iterator[Outcom
     for c in w.containers:
         value = c.security_context.get("readOnlyRootFilesystem")
         if value is True:
-            yield _ok(c, c.sc_path("readOnlyRootFilesystem"), "root filesystem is read-only")
+            if w.passes:
+                yield _ok(c, c.sc_path("readOnlyRootFilesystem"), "root filesystem is read-only")
         elif value is None:
             yield _bad(c, c.path, "readOnlyRootFilesystem is not set (defaults to false)")
         else:
@@ -168,7 +170,8 @@ def _probe_check(w: Workload, field: str) -> Iterator[Outcome]:
         if c.role == "ephemeralContainer" or (c.role == "initContainer" and not c.sidecar):
             continue
         if isinstance(c.spec.get(field), dict):
-            yield _ok(c, f"{c.path}.{field}", f"{field} defined")
+            if w.passes:
+                yield _ok(c, f"{c.path}.{field}", f"{field} defined")
         else:
             yield _bad(c, c.path, f"no {field}")
 
@@ -185,7 +188,7 @@ def k8s_no_host_namespaces(w: Workload, p: Parameters) -> Iterator[Outcome]:
     shared = [f for f in ("hostNetwork", "hostPID", "hostIPC") if w.pod_spec.get(f) not in (None, False)]
     if shared:
         yield _bad(None, w.pod_field(shared[0]), f"shares host namespaces: {', '.join(shared)}")
-    else:
+    elif w.passes:
         yield _ok(None, w.pod_path, "shares no host namespace")
 
 
@@ -199,7 +202,7 @@ def k8s_labels_and_placement(w: Workload, p: Parameters) -> Iterator[Outcome]:
         problems.append("no nodeSelector or nodeAffinity")
     if problems:
         yield _bad(None, w.pod_path, "; ".join(problems))
-    else:
+    elif w.passes:
         yield _ok(None, w.pod_path, "labelled and placed by selector")
 
 
@@ -209,7 +212,8 @@ def k8s_run_as_non_root(w: Workload, p: Parameters) -> Iterator[Outcome]:
         value = c.effective.get("runAsNonRoot")
         path = c.sc_path("runAsNonRoot") if own is not None else w.pod_field("securityContext.runAsNonRoot")
         if value is True:
-            yield _ok(c, path, "runAsNonRoot is true")
+            if w.passes:
+                yield _ok(c, path, "runAsNonRoot is true")
         elif value is None:
             yield _bad(c, c.path, "runAsNonRoot is not set at pod or container level")
         else:
@@ -226,7 +230,8 @@ def k8s_run_as_non_root_user(w: Workload, p: Parameters) -> Iterator[Outcome]:
             yield _bad(c, w.pod_field("securityContext.runAsUser"), "inherits runAsUser 0 (root) from the pod")
         else:
             uid = own if own is not None else pod_uid
-            yield _ok(c, c.path, f"runAsUser is {uid}" if uid is not None else "runAsUser is not set to 0")
+            if w.passes:
+                yield _ok(c, c.path, f"runAsUser is {uid}" if uid is not None else "runAsUser is not set to 0")
 
 
 def k8s_no_privilege_escalation(w: Workload, p: Parameters) -> Iterator[Outcome]:
@@ -235,7 +240,8 @@ def k8s_no_privilege_escalation(w: Workload, p: Parameters) -> Iterator[Outcome]
     for c in w.containers:
         value = c.security_context.get("allowPrivilegeEscalation")
         if value is False:
-            yield _ok(c, c.sc_path("allowPrivilegeEscalation"), "allowPrivilegeEscalation is false")
+            if w.passes:
+                yield _ok(c, c.sc_path("allowPrivilegeEscalation"), "allowPrivilegeEscalation is false")
         elif value is None:
             yield _bad(c, c.path, "allowPrivilegeEscalation is not set (defaults to true)")
         else:
@@ -246,7 +252,8 @@ def k8s_not_privileged(w: Workload, p: Parameters) -> Iterator[Outcome]:
     for c in w.containers:
         value = c.security_context.get("privileged")
         if value in (None, False):
-            yield _ok(c, c.path, "not privileged")
+            if w.passes:
+                yield _ok(c, c.path, "not privileged")
         else:
             yield _bad(c, c.sc_path("privileged"), "runs privileged")
 
@@ -277,7 +284,7 @@ def k8s_no_privileged_ports(w: Workload, p: Parameters) -> Iterator[Outcome]:
                     low.append((f"{c.path}.ports[{i}].{field}", f"{field} {n}"))
         if low:
             yield _bad(c, low[0][0], "privileged port(s) below 1024: " + ", ".join(x[1] for x in low))
-        else:
+        elif w.passes:
             yield _ok(c, c.path, "no port below 1024")
 
 
@@ -290,7 +297,7 @@ def k8s_no_host_ports(w: Workload, p: Parameters) -> Iterator[Outcome]:
                 f"{c.path}.ports[{bound[0][0]}].hostPort",
                 "binds host port(s) " + ", ".join(str(h) for _, h in bound),
             )
-        else:
+        elif w.passes:
             yield _ok(c, c.path, "binds no host port")
 
 
@@ -310,7 +317,7 @@ def k8s_capabilities_restricted(w: Workload, p: Parameters) -> Iterator[Outcome]
         if problems:
             path = c.sc_path("capabilities") if caps else c.path
             yield _bad(c, path, "; ".join(problems))
-        else:
+        elif w.passes:
             yield _ok(c, c.sc_path("capabilities"), "drops ALL" + (", adds NET_BIND_SERVICE only" if added else ""))
 
 
@@ -329,7 +336,8 @@ def k8s_allowed_registry(w: Workload, p: Parameters) -> Iterator[Outcome]:
         ref = parse_image(image)
         ok = registry_allowed(ref, allowed)
         if ok:
-            yield _ok(c, f"{c.path}.image", f"image {image} comes from an allowed registry")
+            if w.passes:
+                yield _ok(c, f"{c.path}.image", f"image {image} comes from an allowed registry")
         else:
             yield _bad(c, f"{c.path}.image", f"image {image} comes from {ref.registry}, not an allowed registry")
 
@@ -343,7 +351,8 @@ def k8s_image_digest(w: Workload, p: Parameters) -> Iterator[Outcome]:
         path = f"{c.path}.image"
         problem = pinning_problem(parse_image(image))
         if problem is None:
-            yield _ok(c, path, f"image {image} is pinned by digest")
+            if w.passes:
+                yield _ok(c, path, f"image {image} is pinned by digest")
         else:
             yield _bad(c, path, f"image {image} {problem}")
 
@@ -363,7 +372,7 @@ def k8s_no_env_credentials(w: Workload, p: Parameters) -> Iterator[Outcome]:
             i, name, reason = hits[0]
             more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
             yield _bad(c, f"{c.path}.env[{i}].value", f"env {name}: {reason}{more}; value not shown")
-        else:
+        elif w.passes:
             yield _ok(c, c.path, "no literal credential in env")
 
 
@@ -381,7 +390,7 @@ def k8s_volume_types(w: Workload, p: Parameters) -> Iterator[Outcome]:
             w.pod_field(f"volumes[{i}]"),
             "disallowed volume type(s): " + ", ".join(f"{n} ({k})" for _, n, k in bad),
         )
-    else:
+    elif w.passes:
         yield _ok(None, w.pod_path, "only restricted volume types")
 
 
@@ -398,7 +407,7 @@ def k8s_no_host_path(w: Workload, p: Parameters) -> Iterator[Outcome]:
             w.pod_field(f"volumes[{volumes[0][0]}].hostPath"),
             "hostPath volume(s): " + ", ".join(f"{n} ({paths[n][1] if n in paths else 'no path'})" for _, n in volumes),
         )
-    else:
+    elif w.passes:
         yield _ok(None, w.pod_path, "no hostPath volume")
 
 
@@ -409,7 +418,8 @@ def k8s_selinux_options(w: Workload, p: Parameters) -> Iterator[Outcome]:
         path = c.path
         container_opts = as_map(c.security_context.get("seLinuxOptions"))
         if not pod_opts and not container_opts:
-            yield _ok(c, c.path, "no custom SELinux options")
+            if w.passes:
+                yield _ok(c, c.path, "no custom SELinux options")
             continue
         for where, opts in (("pod", pod_opts), ("container", container_opts)):
             before = len(problems)
@@ -422,7 +432,7 @@ def k8s_selinux_options(w: Workload, p: Parameters) -> Iterator[Outcome]:
                 path = w.pod_field("securityContext.seLinuxOptions") if where == "pod" else c.sc_path("seLinuxOptions")
         if problems:
             yield _bad(c, path, "; ".join(problems))
-        else:
+        elif w.passes:
             yield _ok(c, c.path, "no custom SELinux options")
 
 
@@ -430,7 +440,8 @@ def k8s_proc_mount(w: Workload, p: Parameters) -> Iterator[Outcome]:
     for c in w.containers:
         value = c.security_context.get("procMount")
         if value in (None, "Default"):
-            yield _ok(c, c.path, "default /proc mount")
+            if w.passes:
+                yield _ok(c, c.path, "default /proc mount")
         else:
             yield _bad(c, c.sc_path("procMount"), f"procMount is {value!r}")
 
@@ -448,7 +459,7 @@ def k8s_safe_sysctls(w: Workload, p: Parameters) -> Iterator[Outcome]:
             w.pod_field(f"securityContext.sysctls[{unsafe[0][0]}]"),
             "unsafe sysctl(s): " + ", ".join(n for _, n in unsafe),
         )
-    else:
+    elif w.passes:
         yield _ok(None, w.pod_path, "only safe sysctls")
 
 
@@ -465,7 +476,7 @@ def k8s_apparmor(w: Workload, p: Parameters) -> Iterator[Outcome]:
             problems.append(f"annotation {APPARMOR_ANNOTATION}{c.name} is {legacy!r}")
         if problems:
             yield _bad(c, path, "; ".join(problems))
-        else:
+        elif w.passes:
             yield _ok(c, c.path, "AppArmor is not disabled")
 
 
@@ -481,5 +492,5 @@ def k8s_no_host_process(w: Workload, p: Parameters) -> Iterator[Outcome]:
                 w.pod_field("securityContext.windowsOptions.hostProcess"),
                 "inherits windowsOptions.hostProcess from the pod",
             )
-        else:
+        elif w.passes:
             yield _ok(c, c.path, "not a HostProcess container")

@@ -98,12 +98,15 @@ class Workload(NamedTuple):
     long_running: bool
     windows: bool
     host_path_volumes: Mapping[str, tuple[int, str]]  # volume name -> (index, normalised host path)
+    # Whether checks yield passing outcomes too. The admission webhook records only failures: its
+    # checks skip building a pass Outcome (and formatting its message) for every container.
+    passes: bool = True
 
     def pod_field(self, *keys: str) -> str:
         return ".".join((self.pod_path, *keys))
 
 
-def workload_from(doc: Mapping[str, Any]) -> Workload | None:
+def workload_from(doc: Mapping[str, Any], passes: bool = True) -> Workload | None:
     """Build workload facts from a Kubernetes object, or None when it carries no pod."""
     kind = doc.get("kind")
     if not isinstance(kind, str) or kind not in _POD_PATHS:
@@ -159,6 +162,7 @@ def workload_from(doc: Mapping[str, Any]) -> Workload | None:
         long_running=long_running,
         windows=as_map(pod_spec.get("os")).get("name") == "windows",
         host_path_volumes=_host_path_volumes(pod_spec),
+        passes=passes,
     )
 
 
