@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real: an OCI registry (docker-registry), image tools
 # (umoci, skopeo), htpasswd for Basic auth, openssl for certificates, rpm for a real rpmdb, zstd, and
-# wrk (the admission webhook's load tests) and chromium (the HTML report's browser tests).
+# wrk (the admission webhook's load tests), chromium (the HTML report's browser tests) and nodejs (MITRE's
+# inspecjs parser reads the HDF output).
 # Installs only what is missing; needs root (CI runs as root) and the Debian mirror. Without root or
 # apt it says what is missing and continues: the tests that need a tool skip with that reason.
 set -euo pipefail
-PACKAGES=(docker-registry umoci skopeo apache2-utils openssl rpm zstd wrk chromium)
-COMMANDS=(docker-registry umoci skopeo htpasswd openssl rpmbuild zstd wrk chromium)
+PACKAGES=(docker-registry umoci skopeo apache2-utils openssl rpm zstd wrk chromium nodejs)
+COMMANDS=(docker-registry umoci skopeo htpasswd openssl rpmbuild zstd wrk chromium node)
 missing=()
 for i in "${!PACKAGES[@]}"; do
   command -v "${COMMANDS[$i]}" >/dev/null 2>&1 || missing+=("${PACKAGES[$i]}")
