@@ -33,9 +33,18 @@ def lineage(df: Dockerfile, stage: Stage | None = None) -> list[Stage]:
     return list(reversed(chain))
 
 
-def shipped_instructions(df: Dockerfile) -> list[Instruction]:
-    """Instructions of the final stage and of the stages it is built FROM, in build order."""
-    return [i for s in lineage(df) for i in s.instructions]
+def shipped_instructions(df: Dockerfile) -> tuple[Instruction, ...]:
+    """Instructions of the final stage and of the stages it is built FROM, in build order (six checks
+    ask for each Dockerfile: computed once, for the Dockerfile seen last)."""
+    if _shipped_last and _shipped_last[0][0] is df:
+        return _shipped_last[0][1]
+    shipped = tuple(i for s in lineage(df) for i in s.instructions)
+    _shipped_last[:] = [(df, shipped)]
+    return shipped
+
+
+# The Dockerfile seen last and its shipped instructions: the checks run one Dockerfile at a time.
+_shipped_last: list[tuple[Dockerfile, tuple[Instruction, ...]]] = []
 
 
 def is_stage_reference(df: Dockerfile, stage: Stage) -> bool:
