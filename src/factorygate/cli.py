@@ -45,7 +45,7 @@ def _megabytes(value: str) -> int:
     return int(n * 1024 * 1024)
 
 
-def _lazy_parsers(sub: Any, argv: Sequence[str]) -> None:
+def _lazy_parsers(sub: Any, words: Sequence[str]) -> None:
     """`admission serve|manifests`, `export vap` and `vulns merge|scan|gate|vex`. Their option tables live
     with their code (which imports uvicorn, starlette, ...), so they are added only when that command
     is on the line:
@@ -55,7 +55,6 @@ def _lazy_parsers(sub: Any, argv: Sequence[str]) -> None:
         "export", help="export the policy for other enforcers (Kubernetes ValidatingAdmissionPolicy)"
     )
     vulns = sub.add_parser("vulns", help="merge two scanners' findings, match an SBOM offline, gate the release")
-    words = [a for a in argv if not a.startswith("-")]
     if words[:1] == ["vulns"]:
         v_actions = vulns.add_subparsers(dest="action", metavar="ACTION", required=True)
         from factorygate.vulns.commands import add_vulns_arguments
@@ -129,7 +128,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         if command == name:
             add(p)
 
-    _lazy_parsers(sub, argv)
+    _lazy_parsers(sub, words)
 
     for name, text, add in _COMMANDS[3:]:
         p = sub.add_parser(name, help=text)

@@ -45,8 +45,8 @@ def default_jobs() -> int:
     return max(1, min(8, cpus))
 
 
-def _die_with_parent(parent: int) -> None:
-    """Pool initializer: a worker whose parent is killed (a CI timeout, SIGKILL) must not live on.
+def _init_worker(parent: int) -> None:
+    """Pool initializer. A worker whose parent is killed (a CI timeout, SIGKILL) must not live on.
 
     A daemon thread polls the parent pid (an orphan is re-parented); that costs nothing per task
     and, unlike prctl(PR_SET_PDEATHSIG) through ctypes, no import on the way to the first batch."""
@@ -130,7 +130,7 @@ def scan_paths(
     parts = []
     try:
         gc.freeze()  # modules, catalog, policy: left out of collections while the scan runs (no copy-on-write)
-        with multiprocessing.get_context("fork").Pool(jobs, _die_with_parent, (os.getpid(),)) as pool:
+        with multiprocessing.get_context("fork").Pool(jobs, _init_worker, (os.getpid(),)) as pool:
             # the pool's task thread walks the directories (this generator) as the workers ask for work
             for packed in pool.imap(_evaluate_batch, _batches(units)):
                 part = unpack(packed)

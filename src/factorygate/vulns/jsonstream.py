@@ -248,15 +248,8 @@ class JsonStream:
             key = self.value()
             self.expect(":")
             yield key
-            after = self.peek()
-            self.pos += 1
-            if after == "}":
+            if self._closed("}"):
                 return
-            if after != ",":
-                self.pos -= 1
-                if not after:
-                    raise self._truncated()
-                raise self._invalid(self.pos, "Expecting ',' delimiter")
 
     def array_items(self) -> Iterator[int]:
         """The indexes of the array that starts here; the caller reads or skips each item."""
@@ -268,15 +261,21 @@ class JsonStream:
         while True:
             yield index
             index += 1
-            after = self.peek()
-            self.pos += 1
-            if after == "]":
+            if self._closed("]"):
                 return
-            if after != ",":
-                self.pos -= 1
-                if not after:
-                    raise self._truncated()
-                raise self._invalid(self.pos, "Expecting ',' delimiter")
+
+    def _closed(self, close: str) -> bool:
+        """After a member of an object or array: True past ``close``, False past a ``,``."""
+        after = self.peek()
+        self.pos += 1
+        if after == close:
+            return True
+        if after != ",":
+            self.pos -= 1
+            if not after:
+                raise self._truncated()
+            raise self._invalid(self.pos, "Expecting ',' delimiter")
+        return False
 
     def array_values(self) -> Iterator[Any]:
         """The decoded items of the array that starts here (:meth:`array_items` and :meth:`value` in one)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import gc
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -234,31 +234,16 @@ def _format_of(doc: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _each(st: JsonStream, found: _Found, make: Callable[[Any, int], Observation]) -> None:
-    """``make(item, index)`` of every item of the array that starts here; after the first problem with
-    an item (kept for later), the rest are only read."""
+def _each(st: JsonStream, found: _Found, make: Callable[[Any, int], Any], many: bool = False) -> None:
+    """``make(item, index)`` of every item of the array that starts here: one observation, or with
+    ``many`` any number of them; after the first problem with an item (kept for later), the rest are
+    only read."""
     items = st.array_values()
     if found.problem is None:
-        append = found.observations.append
+        add = found.observations.extend if many else found.observations.append
         try:
             for index, raw in enumerate(items):
-                append(make(raw, index))
-        except JsonStreamError:
-            raise
-        except VulnInputError as exc:
-            found.problem = exc
-    for _ in items:
-        pass
-
-
-def _each_many(st: JsonStream, found: _Found, make: Callable[[Any, int], Iterable[Observation]]) -> None:
-    """:func:`_each` for items that make any number of observations."""
-    items = st.array_values()
-    if found.problem is None:
-        extend = found.observations.extend
-        try:
-            for index, raw in enumerate(items):
-                extend(make(raw, index))
+                add(make(raw, index))
         except JsonStreamError:
             raise
         except VulnInputError as exc:
@@ -405,7 +390,7 @@ def _stream_cdx_vulnerabilities(st: JsonStream, run: _Streamed) -> None:
         st.skip()
     elif ready:
         cdx = (components, scanner, target)
-        _each_many(st, found, lambda raw, v_index: _cdx_vuln(raw, ctx, v_index, cdx))
+        _each(st, found, lambda raw, v_index: _cdx_vuln(raw, ctx, v_index, cdx), many=True)
     else:
         run.pending_cdx.extend(st.array_values())
 
