@@ -7,6 +7,7 @@ Heavy modules (pydantic, rich, the engine) are imported inside the command funct
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -134,6 +135,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         if command == name:
             add(p)
+    for name, (module, text) in _MODULE_COMMANDS.items():
+        p = sub.add_parser(name, help=text)
+        if command == name:
+            importlib.import_module(module).add_arguments(name, p)
     return parser
 
 
@@ -222,6 +227,22 @@ _COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...
     ("rules", "list the catalog: checks with their requirements, NIST controls and CCIs", _rules_arguments),
     ("init", "write the default policy file to start from", _init_arguments),
 )
+
+
+# Commands whose option table and code live in one module: ``add_arguments(command, parser)`` fills the
+# table (called only when that command is on the line), ``run(args) -> exit code`` carries it out.
+_MODULE_COMMANDS: dict[str, tuple[str, str]] = {
+    "audit": (
+        "factorygate.audit.commands",
+        "audit a live cluster or a saved snapshot; `audit manifests`: run it in-cluster",
+    ),
+    "key": ("factorygate.supply.commands", "generate an ECDSA P-256 signing key pair (cosign-compatible)"),
+    "sign": ("factorygate.supply.commands", "sign an image in its registry (cosign-compatible .sig)"),
+    "verify": ("factorygate.supply.commands", "verify an image's signature against a public key"),
+    "attest": ("factorygate.supply.commands", "attach a signed in-toto attestation (SLSA provenance, gate decision)"),
+    "verify-attestation": ("factorygate.supply.commands", "verify an image's attestations against a public key"),
+    "bundle": ("factorygate.supply.bundle_commands", "push or pull a signed bundle of Kubernetes manifests (OCI)"),
+}
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:
@@ -521,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "init": _cmd_init,
     }
     try:
+        if args.command in _MODULE_COMMANDS:
+            run: Callable[[argparse.Namespace], int] = importlib.import_module(_MODULE_COMMANDS[args.command][0]).run
+            return run(args)
         return handlers[args.command](args)
     except FactorygateError as e:
         print(f"factorygate: {e.diagnostics()}", file=sys.stderr)
