@@ -536,7 +536,7 @@ def test_multi_stage_names_and_copy_from() -> None:
         "FROM runtime\n"  # 5
         "USER 65532\n"  # 6
     )
-    assert [(s.index, s.name, s.base, s.line) for s in df.stages] == [
+    assert [(s.position, s.name, s.base, s.line) for s in df.stages] == [
         (0, "build", "golang:1.22", 1),
         (1, "runtime", "alpine", 3),
         (2, None, "runtime", 5),
@@ -693,7 +693,7 @@ def test_corpus_parses_without_errors_and_fast() -> None:
         for ins in instructions(d):
             assert previous < ins.line <= ins.end_line <= n_lines, (path, ins)
             previous = ins.end_line
-        assert [s.index for s in d.stages] == list(range(len(d.stages)))
+        assert [s.position for s in d.stages] == list(range(len(d.stages)))
         assert all(s.instructions[0].keyword == "FROM" for s in d.stages)
 
 

@@ -118,7 +118,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         "and the Pod Security Standards, in CI and at admission.",
     )
     parser.add_argument("--version", action="version", version=f"factorygate {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # prog given: argparse would otherwise build a help formatter, whose first use imports shutil (and
+    # with it bz2, lzma) to learn the terminal width, on every run
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", prog="factorygate")
 
     words = [a for a in argv if not a.startswith("-")]
     command = words[0] if words else None
@@ -444,16 +446,18 @@ def _print_errors_and_verdict(result: ScanResult) -> None:
     """When the report goes elsewhere, still tell the person at the terminal what happened."""
     from factorygate.model import Status
 
-    for f in result.findings:
-        if f.status is Status.ERROR:
-            line = f":{f.location.line}" if f.location.line else ""
-            print(f"factorygate: error: {f.location.file}{line}: {f.message}", file=sys.stderr)
-    from factorygate.release import vulnerabilities_of
-
-    for section in vulnerabilities_of(result):
+    counts = result.counts()
+    if any(status is Status.ERROR for status, _ in counts):
+        for f in result.findings:
+            if f.status is Status.ERROR:
+                line = f":{f.location.line}" if f.location.line else ""
+                print(f"factorygate: error: {f.location.file}{line}: {f.message}", file=sys.stderr)
+    # a ReleaseResult (factorygate report) carries vulnerability sections; a scan has none, and does not
+    # import release.py to learn that
+    for section in getattr(result, "vulnerabilities", ()):
         if section.no_go:
             print(f"factorygate: vulnerability gate NO-GO ({section.source or 'vulns gate'})", file=sys.stderr)
-    blocking = sum(1 for f in result.findings if f.status is Status.FAIL and f.severity >= result.policy.threshold)
+    blocking = result.blocking(counts)
     print(
         f"factorygate: {blocking} failing at or above {result.policy.threshold.value}; exit {result.exit_code()}",
         file=sys.stderr,

@@ -14,11 +14,11 @@ from factorygate.inputs.dockerfile import Dockerfile, Instruction, Stage
 def parent_stage(df: Dockerfile, stage: Stage) -> Stage | None:
     """The earlier stage a FROM names (by ``AS`` name or index), or None for an image or scratch."""
     base = stage.base.lower()
-    earlier = df.stages[: stage.index]
+    earlier = df.stages[: stage.position]
     named = [s for s in earlier if s.name == base]
     if named:
         return named[-1]
-    return earlier[int(base)] if base.isdigit() and int(base) < stage.index else None
+    return earlier[int(base)] if base.isdigit() and int(base) < stage.position else None
 
 
 def lineage(df: Dockerfile, stage: Stage | None = None) -> list[Stage]:

@@ -10,9 +10,7 @@ import bisect
 import json
 import os
 import re
-import shutil
 import stat
-import subprocess
 import sys
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -236,6 +234,8 @@ def read_file(path: Path, max_bytes: int) -> bytes | LoadError:
 
 def find_kubectl() -> str | None:
     """kubectl on PATH, or next to the running interpreter (a virtualenv's bin/)."""
+    import shutil  # here, with subprocess below: only kustomizations need them (import time)
+
     found = shutil.which("kubectl")
     if found:
         return found
@@ -295,6 +295,8 @@ def _unit_for_file(path: str, name: str, walked: bool, opts: ReadOptions) -> Uni
 
 def render_kustomization(directory: Path, opts: ReadOptions) -> Iterator[Manifest | LoadError | Skipped] | LoadError:
     """Render a kustomization with ``kubectl kustomize``; a LoadError when it cannot be rendered."""
+    import subprocess
+
     name = str(directory)
     kubectl = find_kubectl()
     if kubectl is None:

@@ -105,9 +105,11 @@ class _LineEncoder:
 
 
 def summary_dict(result: ScanResult) -> dict[str, Any]:
-    counts = Counter(f.status for f in result.findings)
-    threshold = result.policy.threshold
-    blocking = sum(1 for f in result.findings if f.status is Status.FAIL and f.severity >= threshold)
+    tally = result.counts()
+    counts: Counter[Status] = Counter()
+    for (status, _), n in tally.items():
+        counts[status] += n
+    blocking = result.blocking(tally)
     s = result.stats
     return {
         "fail": counts[Status.FAIL],
@@ -129,9 +131,8 @@ def summary_dict(result: ScanResult) -> dict[str, Any]:
 
 def report_dict(result: ScanResult, with_findings: bool = True) -> dict[str, Any]:
     report = _report_dict(result, with_findings)
-    from factorygate.release import vulnerabilities_of
-
-    sections = vulnerabilities_of(result)
+    # a ReleaseResult's vulnerability sections; a plain scan has none (and does not import release.py)
+    sections = getattr(result, "vulnerabilities", ())
     if sections:
         # the `vulns gate` decisions and `vulns merge` lists of the release, as read (`report` reads them back)
         report["vulnerabilities"] = [{"source": s.source, **s.document} for s in sections]
