@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from factorygate.catalog import load_catalog
-from factorygate.checks import BUNDLE_CHECKS, DOCKERFILE_CHECKS, WORKLOAD_CHECKS, image_checks
+from factorygate.checks import ADMISSION_CHECKS, BUNDLE_CHECKS, DOCKERFILE_CHECKS, WORKLOAD_CHECKS, image_checks
 from factorygate.model import SubjectKind
 
 GUIDE_REQUIREMENTS = [f"CICDG-2.{i}" for i in range(1, 19)] + [f"CICDG-3.{i}" for i in range(1, 12)]
@@ -83,9 +83,23 @@ def test_process_only_requirements_are_flagged() -> None:
 def test_every_check_has_exactly_one_implementation_and_vice_versa() -> None:
     catalog = load_catalog()
     images = image_checks()
-    implemented = set(WORKLOAD_CHECKS) | set(BUNDLE_CHECKS) | set(DOCKERFILE_CHECKS) | set(images)
+    from factorygate.audit.cluster import CLUSTER_CHECKS
+
+    implemented = set(WORKLOAD_CHECKS) | set(BUNDLE_CHECKS) | set(DOCKERFILE_CHECKS) | set(images) | set(CLUSTER_CHECKS)
+    implemented |= set(ADMISSION_CHECKS)
     assert implemented == set(catalog.checks)
-    assert len(implemented) == len(WORKLOAD_CHECKS) + len(BUNDLE_CHECKS) + len(DOCKERFILE_CHECKS) + len(images)
+    assert len(implemented) == (
+        len(WORKLOAD_CHECKS)
+        + len(BUNDLE_CHECKS)
+        + len(DOCKERFILE_CHECKS)
+        + len(images)
+        + len(CLUSTER_CHECKS)
+        + len(ADMISSION_CHECKS)
+    )
+    for cid in ADMISSION_CHECKS:
+        assert catalog.checks[cid].subject is SubjectKind.IMAGE
+    for cid in CLUSTER_CHECKS:
+        assert catalog.checks[cid].subject is SubjectKind.KUBERNETES_CLUSTER
     for cid in images:
         assert catalog.checks[cid].subject is SubjectKind.IMAGE
     for cid in DOCKERFILE_CHECKS:

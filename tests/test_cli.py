@@ -28,6 +28,31 @@ def test_version_does_not_import_the_heavy_modules() -> None:
     assert proc.stdout.strip().splitlines()[-1] == "heavy="
 
 
+def test_a_dockerfile_scan_imports_only_what_it_needs(examples: Path, tmp_path: Path) -> None:
+    """Start-up is a large share of a scan of a few hundred Dockerfiles (bench/): no dataclasses (and
+    with them inspect), no YAML, no pydantic, no release/vulnerability, image or registry code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom factorygate.cli import main\n"
+        f"code = main(['scan', {str(examples / 'docker')!r}, '-f', 'json', '-o', {str(tmp_path / 'r.json')!r}])\n"
+        "unwanted = ('dataclasses', 'inspect', 'yaml', 'pydantic', 'factorygate.release', 'factorygate.oci.registry',\n"
+        "            'factorygate.checks.image', 'subprocess')\n"
+        "print('code=%d loaded=%s' % (code, ','.join(m for m in unwanted if m in sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True, env=_no_catalog_check()
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "code=1 loaded="  # the insecure examples fail
+
+
+def _no_catalog_check() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "FACTORYGATE_VALIDATE_CATALOG"}
+
+
 def test_rules_lists_every_check_with_requirement_nist_and_cci() -> None:
     proc = run_cli("rules", "--format", "json")
     assert proc.returncode == 0

@@ -532,7 +532,7 @@ def test_hdf_validates_against_the_exec_json_schema(outputs: dict[Format, str]) 
     doc = json.loads(outputs[Format.HDF])
     assert errors(hdf_validator(), doc) == []
     profiles = {p["name"]: p for p in doc["profiles"]}
-    assert set(profiles) == {"factorygate-cicdg", "factorygate-pss", "factorygate-ck"}
+    assert set(profiles) == {"factorygate-cicdg", "factorygate-pss", "factorygate-ck", "factorygate-v"}
     controls = {c["id"]: c for p in doc["profiles"] for c in p["controls"]}
     assert len(controls) == len(load_catalog().requirements)
     privileged = controls["PSS-privileged"]

@@ -13,10 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from factorygate import __version__
+from factorygate.argtypes import iso_date, iso_datetime, megabytes
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     from factorygate.engine import Engine, ScanResult
     from factorygate.render.evidence import EvidenceOptions
     from factorygate.render.json_report import FindingLines
@@ -25,25 +24,6 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 FORMATS = ("text", "json", "sarif", "junit", "html", "ckl", "cklb", "oscal", "oscal-poam", "hdf")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 DEFAULT_POLICY_FILE = "factorygate-policy.yaml"
-
-
-def _date(value: str) -> dt.date:
-    import datetime as dt
-
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {value!r}") from None
-
-
-def _megabytes(value: str) -> int:
-    try:
-        n = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of MiB: {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return int(n * 1024 * 1024)
 
 
 def _lazy_parsers(sub: Any, words: Sequence[str]) -> None:
@@ -162,7 +142,7 @@ def _scan_arguments(scan: argparse.ArgumentParser) -> None:
     )
     scan.add_argument(
         "--max-file-size",
-        type=_megabytes,
+        type=megabytes,
         default=32 * 1024 * 1024,
         metavar="MiB",
         help="refuse inputs larger than this (default 32)",
@@ -185,17 +165,11 @@ def _image_arguments(image: argparse.ArgumentParser) -> None:
     image.add_argument(
         "--sbom", metavar="PATH", help="write a CycloneDX 1.5 JSON SBOM (a directory for several images)"
     )
-    image.add_argument("--username", help="registry user (else ~/.docker/config.json, else anonymous)")
-    image.add_argument("--password-stdin", action="store_true", help="read the registry password from stdin")
-    image.add_argument("--ca-file", metavar="FILE", help="trust this CA bundle besides the system's")
-    image.add_argument(
-        "--insecure-registry",
-        action="append",
-        default=[],
-        metavar="HOST[:PORT]",
-        help="allow plain HTTP to this loopback registry (reported as a CICDG-2.7 finding)",
+    from factorygate.oci.registry_args import add_registry_arguments
+
+    add_registry_arguments(
+        image, insecure_help="allow plain HTTP to this loopback registry (reported as a CICDG-2.7 finding)"
     )
-    image.add_argument("--timeout", type=float, default=30.0, metavar="S", help="registry timeout per request (30)")
 
 
 def _report_command_arguments(report: argparse.ArgumentParser) -> None:
@@ -255,7 +229,7 @@ def _report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", choices=SEVERITIES, help="override the policy's fail threshold")
     p.add_argument(
         "--as-of",
-        type=_date,
+        type=iso_date,
         metavar="YYYY-MM-DD",
         help="evaluate waiver expiry as of this date (default: today)",
     )
@@ -296,7 +270,7 @@ def _evidence_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--evidence-time",
-        type=_datetime,
+        type=iso_datetime,
         metavar="ISO-8601",
         help="the time the evidence states (default: SOURCE_DATE_EPOCH when set, else now)",
     )
@@ -310,16 +284,6 @@ def _tech_area(value: str) -> str:
     if value not in TECH_AREAS:
         raise argparse.ArgumentTypeError(f"{value!r} is not a STIG Viewer technology area: {', '.join(TECH_AREAS)}")
     return value
-
-
-def _datetime(value: str) -> dt.datetime:
-    import datetime as dt
-
-    try:
-        stamp = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {value!r}") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
 def _evidence_options(args: argparse.Namespace) -> EvidenceOptions:
@@ -379,24 +343,11 @@ def _emit(result: ScanResult, args: argparse.Namespace, ahead: FindingLines | No
 
 
 def _cmd_image(args: argparse.Namespace) -> int:
-    from factorygate.errors import FactorygateError
     from factorygate.image import ImageOptions, scan_images
     from factorygate.oci.model import Platform
-    from factorygate.oci.registry import RegistryOptions
+    from factorygate.oci.registry_args import registry_options
 
-    password = None
-    if args.password_stdin:
-        if not args.username:
-            raise FactorygateError("--password-stdin needs --username")
-        password = sys.stdin.readline().rstrip("\r\n")
-    registry = RegistryOptions(
-        platform=Platform.parse(args.platform),
-        username=args.username,
-        password=password,
-        ca_file=args.ca_file,
-        insecure_registries=tuple(args.insecure_registry),
-        timeout=args.timeout,
-    )
+    registry = registry_options(args, platform=Platform.parse(args.platform))
     engine = _engine(args)
     result = scan_images(engine, args.refs, ImageOptions(registry=registry, sbom=args.sbom))
     return _emit(result, args)

@@ -7,7 +7,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -21,7 +20,11 @@ from factorygate.checks import (
     ImageCheck,
     image_checks,
 )
-from factorygate.checks.network import NetworkPolicyFacts, k8s_network_policy_coverage, network_policy_from
+from factorygate.checks.network import (
+    NetworkPolicyFacts,
+    k8s_network_policy_coverage,
+    network_policy_from,
+)
 from factorygate.facts.workload import WORKLOAD_KINDS, Workload, workload_from
 from factorygate.inputs.dockerfile import Dockerfile
 from factorygate.inputs.kubernetes import LoadError, Manifest, Skipped
@@ -54,18 +57,51 @@ MAX_FINDINGS = 500_000
 KUBERNETES_KINDS = WORKLOAD_KINDS | {"NetworkPolicy"}
 
 
-@dataclass
 class ScanStats:
-    """Counts a report prints next to the findings."""
+    """Counts a report prints next to the findings. (Plain classes here and for ScanResult: the
+    dataclasses module, with inspect, costs a scan more start-up time than the engine itself.)"""
 
-    resources: int = 0
-    workloads: int = 0
-    dockerfiles: int = 0
-    images: int = 0
-    exempt_workloads: int = 0
-    input_errors: int = 0
-    seconds: float = 0.0
-    subjects: set[str] = field(default_factory=set)  # subject kinds evaluated: manifest, ...
+    __slots__ = (
+        "dockerfiles",
+        "exempt_workloads",
+        "images",
+        "input_errors",
+        "resources",
+        "seconds",
+        "subjects",
+        "workloads",
+    )
+
+    def __init__(
+        self,
+        *,
+        resources: int = 0,
+        workloads: int = 0,
+        dockerfiles: int = 0,
+        images: int = 0,
+        exempt_workloads: int = 0,
+        input_errors: int = 0,
+        seconds: float = 0.0,
+        subjects: set[str] | None = None,  # subject kinds evaluated: manifest, ...
+    ) -> None:
+        self.resources = resources
+        self.workloads = workloads
+        self.dockerfiles = dockerfiles
+        self.images = images
+        self.exempt_workloads = exempt_workloads
+        self.input_errors = input_errors
+        self.seconds = seconds
+        self.subjects = set() if subjects is None else subjects
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ScanStats):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value and mutable, as the dataclass was
+
+    def __repr__(self) -> str:
+        return "ScanStats(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__) + ")"
 
     def add(self, other: ScanStats) -> None:
         self.resources += other.resources
@@ -77,16 +113,24 @@ class ScanStats:
         self.subjects |= other.subjects
 
 
-@dataclass
 class ScanResult:
     """Everything a renderer needs."""
 
-    findings: list[Finding]
-    catalog: Catalog
-    policy: Policy
-    inputs: list[str]
-    stats: ScanStats
-    as_of: dt.date
+    def __init__(  # noqa: PLR0917 - positional, as the dataclass this class was took them
+        self,
+        findings: list[Finding],
+        catalog: Catalog,
+        policy: Policy,
+        inputs: list[str],
+        stats: ScanStats,
+        as_of: dt.date,
+    ) -> None:
+        self.findings = findings
+        self.catalog = catalog
+        self.policy = policy
+        self.inputs = inputs
+        self.stats = stats
+        self.as_of = as_of
 
     def counts(self) -> Counter[tuple[Status, Severity]]:
         """How many findings of each (status, severity): one pass at C speed, for the exit code and the
@@ -222,7 +266,11 @@ class Engine:
         return known
 
     def _inline_waivers(
-        self, entries: Mapping[str, object], resource: Resource, where: Callable[[str], Location], what: str
+        self,
+        entries: Mapping[str, object],
+        resource: Resource,
+        where: Callable[[str], Location],
+        what: str,
     ) -> tuple[WaiverBook, list[Finding]]:
         """Waivers written as ``factorygate.dev/waive.<check>`` annotations (manifests) or labels (images)."""
         rules: list[WaiverRule] = []
@@ -245,7 +293,11 @@ class Engine:
     @staticmethod
     def _parse_inline_waiver(check_id: str, value: object, rules: list[WaiverRule]) -> str | None:
         """Append the waiver an annotation value describes; return the problem when it is invalid."""
-        from factorygate.inputs.safeyaml import LoadedDocument, YamlProblem, load_documents
+        from factorygate.inputs.safeyaml import (
+            LoadedDocument,
+            YamlProblem,
+            load_documents,
+        )
 
         spec = None
         if isinstance(value, str) and len(value) < 4096:  # the bounded loader: annotations are input too
@@ -289,7 +341,12 @@ class Engine:
         )
 
     # -- the run ------------------------------------------------------------------------------
-    def run(self, items: Iterable[Item], inputs: list[str], subjects: Iterable[str] = ("manifest",)) -> ScanResult:
+    def run(
+        self,
+        items: Iterable[Item],
+        inputs: list[str],
+        subjects: Iterable[str] = ("manifest",),
+    ) -> ScanResult:
         """Evaluate every item, then the checks over the whole set."""
         started = time.perf_counter()
         return self.finish([self.evaluate(items)], inputs, started, subjects)
@@ -347,7 +404,11 @@ class Engine:
         return None
 
     def finish(
-        self, parts: Iterable[PartialScan], inputs: list[str], started: float, subjects: Iterable[str] = ("manifest",)
+        self,
+        parts: Iterable[PartialScan],
+        inputs: list[str],
+        started: float,
+        subjects: Iterable[str] = ("manifest",),
     ) -> ScanResult:
         """Merge per-object results, in input order, and run the checks over the whole set.
 
@@ -366,7 +427,13 @@ class Engine:
             for ctx in contexts:
                 for outcome in k8s_network_policy_coverage(ctx.namespace, ctx.labels, ctx.pod_path, policies):
                     findings.append(
-                        self._finding("k8s-network-policy-coverage", outcome, ctx.resource, ctx.location, ctx.waivers)
+                        self._finding(
+                            "k8s-network-policy-coverage",
+                            outcome,
+                            ctx.resource,
+                            ctx.location,
+                            ctx.waivers,
+                        )
                     )
         stats.seconds = time.perf_counter() - started
         return ScanResult(findings, self.catalog, self.policy, inputs, stats, self.as_of)
@@ -416,7 +483,10 @@ class Engine:
         part.stats.images += 1
         resource = Resource(kind="Image", name=facts.name)
         waivers, errors = self._inline_waivers(
-            facts.labels, resource, lambda key: Location(facts.name, None, f"config.Labels.{key}"), "label"
+            facts.labels,
+            resource,
+            lambda key: Location(facts.name, None, f"config.Labels.{key}"),
+            "label",
         )
         part.findings.extend(errors)
         for meta_check, fn in self.image_checks:
@@ -427,7 +497,13 @@ class Engine:
                 continue
             for o in outcomes:
                 part.findings.append(
-                    self._finding(meta_check.id, o, resource, Location(facts.name, None, o.path), waivers)
+                    self._finding(
+                        meta_check.id,
+                        o,
+                        resource,
+                        Location(facts.name, None, o.path),
+                        waivers,
+                    )
                 )
         return part
 
@@ -468,7 +544,10 @@ class Engine:
                 w.annotations,
                 resource,
                 lambda key: Location(
-                    m.file, m.line_at(("metadata", "annotations", key)), f"metadata.annotations.{key}", m.source
+                    m.file,
+                    m.line_at(("metadata", "annotations", key)),
+                    f"metadata.annotations.{key}",
+                    m.source,
                 ),
                 "annotation",
             )
@@ -495,7 +574,16 @@ class Engine:
                 if record_passes or not o.passed:
                     yield self._finding(meta_check.id, o, resource, locate(o.path), waivers)
         if self.bundle_checks:
-            contexts.append(_WorkloadContext(resource, w.namespace, w.labels, w.pod_path, locate(w.pod_path), waivers))
+            contexts.append(
+                _WorkloadContext(
+                    resource,
+                    w.namespace,
+                    w.labels,
+                    w.pod_path,
+                    locate(w.pod_path),
+                    waivers,
+                )
+            )
 
 
 def requirement_statuses(result: ScanResult) -> dict[str, str]:

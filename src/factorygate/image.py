@@ -107,6 +107,12 @@ def scan_images(engine: Engine, refs: Sequence[str], opts: ImageOptions) -> Scan
         except ImageError as e:
             parts.append(engine.image_error(ref, e.diagnostics()))
             continue
+        if engine.policy.enabled("img-signed"):
+            from factorygate.supply.evidence import gather
+
+            facts.signatures = gather(facts.image, ref, engine.params.trusted_signing_keys, opts.registry)
+            if facts.signatures.problem:
+                parts.append(engine.image_error(ref, f"signature lookup (CICDG-2.10): {facts.signatures.problem}"))
         parts.append(engine.evaluate_image(facts))
         parts.extend(engine.image_error(ref, f"package inventory: {problem}") for problem in facts.inventory_problems)
         if ref in targets:

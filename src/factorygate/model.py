@@ -63,6 +63,7 @@ class SubjectKind(enum.Enum):
 
     KUBERNETES_WORKLOAD = "kubernetes-workload"
     KUBERNETES_BUNDLE = "kubernetes-bundle"
+    KUBERNETES_CLUSTER = "kubernetes-cluster"  # `factorygate audit`: what the API shows of a live cluster
     DOCKERFILE = "dockerfile"
     IMAGE = "image"
 

@@ -11,10 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factorygate.engine import ScanResult
 from factorygate.model import Severity
+
+if TYPE_CHECKING:
+    from factorygate.catalog import Catalog
+    from factorygate.engine import ScanStats
+    from factorygate.model import Finding
+    from factorygate.policy.schema import Policy
 
 GATE_SCHEMA = "factorygate.dev/vuln-gate-decision/v1"
 # Scanner severities (vulns.model.SEVERITIES) as factorygate severities. "unknown" is not understated:
@@ -203,14 +209,26 @@ def vuln_section(doc: object, source: str = "") -> VulnSection:
     )
 
 
-@dataclass
 class ReleaseResult(ScanResult):
     """A scan result with the release's vulnerability sections. ``scan_requirements`` False: the result
     holds only vulnerabilities (`vulns gate -f ckl`), so the catalog's requirements are left out of the
     evidence rather than listed as not reviewed."""
 
-    vulnerabilities: list[VulnSection] = field(default_factory=list)
-    scan_requirements: bool = True
+    def __init__(  # noqa: PLR0917 - the six ScanResult fields are positional
+        self,
+        findings: list[Finding],
+        catalog: Catalog,
+        policy: Policy,
+        inputs: list[str],
+        stats: ScanStats,
+        as_of: dt.date,
+        *,
+        vulnerabilities: list[VulnSection] | None = None,
+        scan_requirements: bool = True,
+    ) -> None:
+        super().__init__(findings, catalog, policy, inputs, stats, as_of)
+        self.vulnerabilities = [] if vulnerabilities is None else vulnerabilities
+        self.scan_requirements = scan_requirements
 
     def exit_code(self) -> int:
         """As a scan's, and 1 (at least) when a vulnerability gate decided no-go."""

@@ -14,6 +14,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.applications import Starlette
@@ -29,11 +30,17 @@ from factorygate.admission.review import (
     Decision,
     ReviewError,
     decide,
+    display_name,
+    evaluate,
     object_name,
     parse_review,
     response_body,
+    verdict,
 )
-from factorygate.engine import Engine
+from factorygate.engine import MAX_CONTAINERS_PER_WORKLOAD, Engine
+
+if TYPE_CHECKING:
+    from factorygate.admission.signatures import SignatureVerifier
 
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own limit on a request body
 DEFAULT_BODY_TIMEOUT_S = 10.0  # the API server's default webhook timeout
@@ -51,6 +58,7 @@ class AppOptions:
     readiness: Callable[[], str | None] = lambda: None  # a reason when not ready (e.g. the certificate expired)
     log: JsonLines = field(default_factory=JsonLines)
     metrics: Metrics = field(default_factory=Metrics)
+    signatures: SignatureVerifier | None = None  # --verify-signatures: check img-signed-at-admission too
 
 
 class _Body(Exception):
@@ -116,7 +124,11 @@ class ValidateEndpoint:
         except ReviewError as e:
             await self._reject(send, 400, str(e))
             return
-        decision = decide(self.engines.get(), req)
+        verifier = self.options.signatures
+        if verifier is None:
+            decision = decide(self.engines.get(), req)
+        else:
+            decision = await _with_signatures(self.engines.get(), req, verifier)
         payload = orjson.dumps(response_body(req.uid, decision))
         await send({"type": "http.response.start", "status": 200, "headers": [*_JSON, _length(payload)]})
         await send({"type": "http.response.body", "body": payload})
@@ -179,6 +191,23 @@ class ValidateEndpoint:
         if decision.error is not None:
             fields["error"] = decision.error
         self.log.event(fields)
+
+
+async def _with_signatures(engine: Engine, req: AdmissionRequest, verifier: SignatureVerifier) -> Decision:
+    """The per-object checks, then (for an evaluated workload) its images' signatures, then the verdict."""
+    from factorygate.admission import signatures
+    from factorygate.facts.workload import workload_from
+
+    result = evaluate(engine, req)
+    if isinstance(result, Decision):
+        return result  # skipped, exempt namespace, or an evaluation error: as without verification
+    subject, found = result
+    workload = workload_from(subject, False)
+    if workload is None or not signatures.applies(engine) or len(workload.containers) > MAX_CONTAINERS_PER_WORKLOAD:
+        return verdict(engine, req, found)
+    verdicts = await verifier.verdicts(workload)
+    more = signatures.findings(engine, workload, display_name(req), verdicts)
+    return verdict(engine, req, [*found, *more])
 
 
 def _length(body: bytes) -> tuple[bytes, bytes]:

@@ -27,6 +27,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from factorygate import __version__
+from factorygate.argtypes import positive_int
 from factorygate.errors import FactorygateError
 
 if TYPE_CHECKING:  # the command line builds its parser from this module: keep PyYAML out of start-up
@@ -43,6 +44,8 @@ RUN_AS = 10001
 TLS_DIR = "/etc/factorygate/tls"
 POLICY_DIR = "/etc/factorygate/policy"
 POLICY_KEY = "policy.yaml"
+KEYS_DIR = "/etc/factorygate/keys"  # --verify-signatures: the public keys, from ConfigMap factorygate-signing-keys
+_KEY_NAME = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")  # a ConfigMap data key
 MAX_POLICY_BYTES = 512 * 1024  # a ConfigMap holds at most 1 MiB; leave room for the rest of it
 # (API group, version, resources) the webhook is called for, on CREATE and UPDATE.
 WEBHOOK_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -77,6 +80,8 @@ class ManifestOptions:
     timeout_seconds: int = 5
     exclude_namespaces: tuple[str, ...] = ()
     cert_days: int = 365
+    verify_signatures: bool = False
+    signing_keys: tuple[tuple[str, str], ...] = ()  # (file name, PEM text) mounted under KEYS_DIR
 
     def __post_init__(self) -> None:
         for ns in (self.namespace, *self.exclude_namespaces):
@@ -92,6 +97,14 @@ class ManifestOptions:
             raise ManifestError("certificate validity: must be at least 1 day")
         if self.policy_text is not None and len(self.policy_text.encode("utf-8")) > MAX_POLICY_BYTES:
             raise ManifestError(f"policy: larger than {MAX_POLICY_BYTES // 1024} KiB, too large for a ConfigMap")
+        names = [name for name, _ in self.signing_keys]
+        if self.signing_keys and not self.verify_signatures:
+            raise ManifestError("--signing-key is used only with --verify-signatures")
+        for name in names:
+            if not _KEY_NAME.match(name) or name.startswith(".."):
+                raise ManifestError(f"signing key file name {name!r}: not usable as a ConfigMap key")
+        if len(set(names)) != len(names):
+            raise ManifestError("--signing-key: two key files have the same name")
 
     @property
     def service_host(self) -> str:
@@ -332,6 +345,7 @@ def _container(o: ManifestOptions) -> dict[str, Any]:
             str(CONTAINER_PORT),
             "--policy",
             f"{POLICY_DIR}/{POLICY_KEY}",
+            *_signature_args(o),
         ],
         "ports": [{"name": "https", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
         "resources": {
@@ -354,7 +368,24 @@ def _container(o: ManifestOptions) -> dict[str, Any]:
             {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
             {"name": "policy", "mountPath": POLICY_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir of the pod's own
+            *([{"name": "signing-keys", "mountPath": KEYS_DIR, "readOnly": True}] if o.signing_keys else []),
         ],
+    }
+
+
+def _signature_args(o: ManifestOptions) -> list[str]:
+    """``--verify-signatures`` and a verification budget one second under the API server's wait."""
+    if not o.verify_signatures:
+        return []
+    return ["--verify-signatures", "--signature-timeout", f"{max(0.5, o.timeout_seconds - 1):g}"]
+
+
+def _signing_keys_config_map(o: ManifestOptions) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(f"{APP}-signing-keys", o.namespace),
+        "data": dict(o.signing_keys),
     }
 
 
@@ -387,6 +418,11 @@ def _deployment(o: ManifestOptions, policy_text: str) -> dict[str, Any]:
             {"name": "tls", "secret": {"secretName": f"{APP}-tls", "defaultMode": 0o440}},
             {"name": "policy", "configMap": {"name": f"{APP}-policy", "defaultMode": 0o444}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            *(
+                [{"name": "signing-keys", "configMap": {"name": f"{APP}-signing-keys", "defaultMode": 0o444}}]
+                if o.signing_keys
+                else []
+            ),
         ],
     }
     return {
@@ -418,7 +454,8 @@ def _pod_disruption_budget(o: ManifestOptions) -> dict[str, Any]:
 
 def _network_policies(o: ManifestOptions) -> list[dict[str, Any]]:
     """Deny all traffic in the namespace, then let anything reach the webhook port (the API server's
-    address is not known in advance). The webhook needs no egress: it calls nothing."""
+    address is not known in advance). The webhook needs no egress: it calls nothing, except with
+    --verify-signatures, where it reads registries: DNS and HTTPS (TCP 443) to anywhere."""
     deny = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -433,10 +470,16 @@ def _network_policies(o: ManifestOptions) -> list[dict[str, Any]]:
             "podSelector": {"matchLabels": dict(_SELECTOR_LABELS)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
-            "egress": [],
+            "egress": _registry_egress() if o.verify_signatures else [],
         },
     }
     return [deny, allow]
+
+
+def _registry_egress() -> list[dict[str, Any]]:
+    """DNS, and HTTPS to any address (registries sit behind CDNs; a registry on another port needs a rule)."""
+    dns = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    return [{"ports": dns}, {"ports": [{"protocol": "TCP", "port": 443}]}]
 
 
 def _webhook_configuration(o: ManifestOptions, ca_bundle: bytes | None) -> dict[str, Any]:
@@ -515,6 +558,10 @@ def manifest_documents(o: ManifestOptions) -> list[dict[str, Any]]:
 
     policy_text = o.policy_text if o.policy_text is not None else default_policy_text()
     docs = [_namespace(o), _service_account(o), _policy_config_map(o, policy_text)]
+    if o.verify_signatures:
+        _check_trusted_keys(o, policy_text)
+    if o.signing_keys:
+        docs.append(_signing_keys_config_map(o))
     ca_bundle = None
     if o.tls is TlsMode.SELF_SIGNED:
         tls = generate_tls(o.namespace, o.cert_days)
@@ -525,6 +572,26 @@ def manifest_documents(o: ManifestOptions) -> list[dict[str, Any]]:
     docs += [_service(o), _deployment(o, policy_text), _pod_disruption_budget(o), *_network_policies(o)]
     docs.append(_webhook_configuration(o, ca_bundle))
     return docs
+
+
+def _check_trusted_keys(o: ManifestOptions, policy_text: str) -> None:
+    """Every trusted_signing_keys entry of the policy resolves in the pod: PEM text, or a mounted key file."""
+    from factorygate.policy import parse_policy
+
+    entries = parse_policy(policy_text, "policy").parameters.trusted_signing_keys
+    if not entries:
+        raise ManifestError(
+            "--verify-signatures: the policy lists no parameters.trusted_signing_keys (the webhook would not start)"
+        )
+    mounted = {f"{KEYS_DIR}/{name}" for name, _ in o.signing_keys}
+    for entry in entries:
+        if "-----BEGIN" in entry or entry.strip() in mounted:
+            continue
+        hint = f"--signing-key FILE (mounted as {KEYS_DIR}/<file name>)"
+        raise ManifestError(
+            f"--verify-signatures: policy trusted_signing_keys entry {entry.strip()[:120]!r} is neither PEM text "
+            f"nor a key mounted in the pod: pass {hint} and list that path"
+        )
 
 
 def render_manifests(opts: ManifestOptions) -> str:
@@ -544,16 +611,6 @@ def render_manifests(opts: ManifestOptions) -> str:
 
 
 # -- command line ---------------------------------------------------------------------------------
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return n
-
-
 def add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``factorygate admission manifests``."""
     parser.add_argument(
@@ -566,7 +623,7 @@ def add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         help="webhook image; pass it pinned by digest (REF@sha256:...), as factorygate's own checks require "
         f"(default {DEFAULT_IMAGE}, a tag only: warned about)",
     )
-    parser.add_argument("--replicas", type=_positive_int, default=2, help="webhook pods (default 2)")
+    parser.add_argument("--replicas", type=positive_int, default=2, help="webhook pods (default 2)")
     parser.add_argument(
         "--policy", "-p", metavar="FILE", help="policy to ship in the ConfigMap (default: the packaged default)"
     )
@@ -587,7 +644,7 @@ def add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.set_defaults(tls=TlsMode.CERT_MANAGER.value)
     parser.add_argument(
-        "--timeout-seconds", type=_positive_int, default=5, help="API server's wait for the webhook (1-30, default 5)"
+        "--timeout-seconds", type=positive_int, default=5, help="API server's wait for the webhook (1-30, default 5)"
     )
     parser.add_argument(
         "--exclude-namespace",
@@ -597,7 +654,19 @@ def add_manifest_arguments(parser: argparse.ArgumentParser) -> None:
         help="another namespace the webhook is not called for (kube-system and its own always are not); repeatable",
     )
     parser.add_argument(
-        "--cert-days", type=_positive_int, default=365, help="serving certificate validity in days (default 365)"
+        "--cert-days", type=positive_int, default=365, help="serving certificate validity in days (default 365)"
+    )
+    parser.add_argument(
+        "--verify-signatures",
+        action="store_true",
+        help="run the webhook with --verify-signatures (img-signed-at-admission) and let it reach registries",
+    )
+    parser.add_argument(
+        "--signing-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help=f"a cosign public key (.pub) mounted as {KEYS_DIR}/<file name>; repeatable",
     )
     parser.add_argument(
         "--output", "-o", metavar="FILE", help="write to FILE (created readable by its owner only) instead of stdout"
@@ -619,6 +688,20 @@ def _read_policy(path: str) -> str:
         raise ManifestError(f"{path}: larger than {MAX_POLICY_BYTES // 1024} KiB, too large for a ConfigMap")
     parse_policy(text, path, set(load_catalog().checks))
     return text
+
+
+def _read_signing_key(path: str) -> tuple[str, str]:
+    """(file name, PEM text) of a public key file, checked to be one factorygate can verify with."""
+    from cryptography.hazmat.primitives import serialization
+
+    from factorygate.supply import keys
+
+    try:
+        key = keys.load_public_key(path)
+    except keys.KeyFileError as e:
+        raise ManifestError(f"--signing-key: {e}") from None
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return os.path.basename(path), pem
 
 
 def manifest_warnings(opts: ManifestOptions) -> list[str]:
@@ -665,6 +748,8 @@ def run_manifests(args: argparse.Namespace) -> int:
             timeout_seconds=args.timeout_seconds,
             exclude_namespaces=tuple(args.exclude_namespace),
             cert_days=args.cert_days,
+            verify_signatures=args.verify_signatures,
+            signing_keys=tuple(_read_signing_key(path) for path in args.signing_key),
         )
         text = render_manifests(opts)
     except FactorygateError as e:

@@ -206,8 +206,24 @@ def display_name(req: AdmissionRequest) -> str:
     return f"{req.kind} {ns}{object_name(req) or '<unnamed>'}"
 
 
+# A request the checks ran on: (the object as checked, its findings) before the verdict (more may be added:
+# image signatures). A plain tuple: built in C on the webhook's hot path.
+Evaluated = tuple[dict[str, Any], list[Finding]]
+
+
 def decide(engine: Engine, req: AdmissionRequest) -> Decision:
     """Evaluate one admission request under the engine's policy."""
+    result = evaluate(engine, req)
+    return result if isinstance(result, Decision) else _verdict(engine, req, result[1])
+
+
+def verdict(engine: Engine, req: AdmissionRequest, findings: Sequence[Finding]) -> Decision:
+    """The decision on an evaluated request's findings (see :func:`evaluate`)."""
+    return _verdict(engine, req, findings)
+
+
+def evaluate(engine: Engine, req: AdmissionRequest) -> Decision | Evaluated:
+    """The per-object checks of one request: a final Decision (skipped, exempt, error) or its findings."""
     skip = _skip_reason(req)
     if skip is not None:
         return Decision(allowed=True, evaluated=False, reason=skip)
@@ -228,7 +244,7 @@ def decide(engine: Engine, req: AdmissionRequest) -> Decision:
         )
     if not stats.workloads and not stats.input_errors:
         return _error(engine, req, f"{req.kind} was not evaluated (no pod spec found)")
-    return _verdict(engine, req, part.findings)
+    return obj, part.findings
 
 
 def _verdict(engine: Engine, req: AdmissionRequest, findings: Sequence[Finding]) -> Decision:

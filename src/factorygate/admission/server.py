@@ -35,7 +35,17 @@ from factorygate.admission.app import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY_B
 from factorygate.admission.jsonlog import JsonLines, log_config
 from factorygate.admission.metrics import MULTIPROC_ENV, Metrics
 from factorygate.admission.protocol import GuardedH11Protocol
+from factorygate.admission.signatures import (
+    DEFAULT_CACHE_SIZE,
+    DEFAULT_TAG_TTL_S,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_VERIFIED_TTL_S,
+    SignatureOptions,
+    SignatureVerifier,
+    load_trusted_keys,
+)
 from factorygate.admission.tls import ContextFactory, ReloadingContext
+from factorygate.argtypes import megabytes, positive_float
 from factorygate.errors import FactorygateError
 from factorygate.model import Severity
 
@@ -66,6 +76,7 @@ class ServeOptions:
     max_connections: int = 1000
     graceful_timeout: float = 15.0
     log_level: str = "info"
+    signatures: SignatureOptions | None = None  # --verify-signatures
 
 
 @dataclass
@@ -87,6 +98,12 @@ class AppFactory:
             readiness=self._readiness,
             metrics=Metrics(),
         )
+        if self.options.signatures is not None:
+            try:
+                opts.signatures = _verifier(engine, self.options.signatures)
+            except FactorygateError as e:  # checked before the workers started: only a changed key file gets here
+                JsonLines().event({"event": "startup_failed", "error": e.diagnostics()})
+                sys.exit(STARTUP_FAILURE)
         return build_app(engine, opts)
 
     def _readiness(self) -> str | None:
@@ -108,6 +125,11 @@ def _engine(options: ServeOptions) -> Any:
     if options.threshold:
         policy = policy.with_threshold(Severity(options.threshold))
     return Engine(catalog, policy, as_of=dt.date.today())
+
+
+def _verifier(engine: Any, options: SignatureOptions) -> SignatureVerifier:
+    """The signature verifier over the policy's trusted keys (SignatureSetupError when there are none)."""
+    return SignatureVerifier(load_trusted_keys(engine.policy.parameters.trusted_signing_keys), options)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -133,6 +155,14 @@ def _check(options: ServeOptions) -> None:
     for name in ("max_body_bytes", "body_timeout", "keep_alive", "max_connections"):
         if getattr(options, name) <= 0:
             raise ServeError(f"--{name.replace('_', '-')} must be positive")
+    sig = options.signatures
+    if sig is not None:
+        if sig.timeout <= 0 or sig.verified_ttl < 0 or sig.tag_ttl < 0 or sig.cache_size < 0:
+            raise ServeError("--signature-timeout must be positive; cache TTLs and size must not be negative")
+        for entry in sig.registry.insecure_registries:
+            from factorygate.oci.registry import check_insecure_registry
+
+            check_insecure_registry(entry)
 
 
 def serve(options: ServeOptions) -> int:
@@ -142,7 +172,9 @@ def serve(options: ServeOptions) -> int:
 
     _check(options)
     log = JsonLines()
-    _engine(options)  # a bad policy stops here, before anything listens
+    engine = _engine(options)  # a bad policy stops here, before anything listens
+    if options.signatures is not None:
+        _verifier(engine, options.signatures)  # so do missing or unreadable trusted keys
     ReloadingContext(options.tls_cert, options.tls_key)  # so does a bad certificate or key
     sock = _bind(options.host, options.port)
     tls = ContextFactory(options.tls_cert, options.tls_key, on_event=log.event)
@@ -201,18 +233,14 @@ def _quiet_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def _positive_float(value: str) -> float:
+def _non_negative_float(value: str) -> float:
     try:
         n = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
+    if not n >= 0:
+        raise argparse.ArgumentTypeError("must not be negative")
     return n
-
-
-def _mebibytes(value: str) -> int:
-    return int(_positive_float(value) * 1024 * 1024)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -226,21 +254,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1)")
     parser.add_argument(
         "--max-body-size",
-        type=_mebibytes,
+        type=megabytes,
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="MiB",
         help="refuse AdmissionReview bodies larger than this with a 400 (default 3, the API server's limit)",
     )
     parser.add_argument(
         "--request-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_BODY_TIMEOUT_S,
         metavar="S",
         help="seconds to receive a request body before answering 408 (default 10)",
     )
     parser.add_argument(
         "--keep-alive",
-        type=_positive_float,
+        type=positive_float,
         default=5.0,
         metavar="S",
         help="close a connection idle, or still sending request headers, for this long (default 5)",
@@ -254,12 +282,66 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--graceful-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=15.0,
         metavar="S",
         help="on SIGTERM, wait this long for requests in flight (default 15)",
     )
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    sig = parser.add_argument_group("image signatures (check img-signed-at-admission)")
+    sig.add_argument(
+        "--verify-signatures",
+        action="store_true",
+        help="verify a cosign signature of every container image with the policy's trusted_signing_keys "
+        "(needs registry access; off by default)",
+    )
+    sig.add_argument(
+        "--signature-timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"deny when one request's images are not verified within this time (default {DEFAULT_TIMEOUT_S:g}; "
+        "keep it below the webhook's timeoutSeconds)",
+    )
+    sig.add_argument(
+        "--signature-cache-ttl",
+        type=_non_negative_float,
+        default=DEFAULT_VERIFIED_TTL_S,
+        metavar="S",
+        help=f"remember a verified digest this long (default {DEFAULT_VERIFIED_TTL_S:g}; 0: no cache)",
+    )
+    sig.add_argument(
+        "--tag-cache-ttl",
+        type=_non_negative_float,
+        default=DEFAULT_TAG_TTL_S,
+        metavar="S",
+        help=f"remember the digest a tag names this long (default {DEFAULT_TAG_TTL_S:g}; 0: resolve every time)",
+    )
+    sig.add_argument(
+        "--signature-cache-size",
+        type=int,
+        default=DEFAULT_CACHE_SIZE,
+        metavar="N",
+        help=f"entries per cache, least recently used evicted (default {DEFAULT_CACHE_SIZE})",
+    )
+    from factorygate.oci.registry_args import add_registry_arguments
+
+    add_registry_arguments(parser, "allow plain HTTP to this loopback registry (signature lookups)")
+
+
+def signature_options(args: argparse.Namespace) -> SignatureOptions | None:
+    """The --verify-signatures settings (None when off)."""
+    if not args.verify_signatures:
+        return None
+    from factorygate.oci.registry_args import registry_options
+
+    return SignatureOptions(
+        registry=registry_options(args),
+        verified_ttl=args.signature_cache_ttl,
+        tag_ttl=args.tag_cache_ttl,
+        cache_size=args.signature_cache_size,
+        timeout=args.signature_timeout,
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> ServeOptions:
@@ -277,6 +359,7 @@ def options_from_args(args: argparse.Namespace) -> ServeOptions:
         max_connections=args.max_connections,
         graceful_timeout=args.graceful_timeout,
         log_level=args.log_level,
+        signatures=signature_options(args),
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from factorygate.errors import CatalogError
 from factorygate.model import Severity, SubjectKind
 
-_REQ_ID = r"^(CICDG-[23]\.\d{1,2}|PSS-[a-z][a-z-]*|CK-[a-z][a-z-]*)$"
+_REQ_ID = r"^(CICDG-[23]\.\d{1,2}|PSS-[a-z][a-z-]*|CK-[a-z][a-z-]*|V-\d{6})$"
 _CHECK_ID = r"^[a-z0-9]+(-[a-z0-9]+)+$"
 Automation = Literal["manifest", "image", "dockerfile", "cluster"]
 

@@ -89,6 +89,7 @@ def image_checks() -> dict[str, ImageCheck]:
         "img-single-service-port": i.img_single_service_port,
         "img-approved-base": i.img_approved_base,
         "img-trusted-registry": i.img_trusted_registry,
+        "img-signed": i.img_signed,
     }
     return table
 
@@ -96,11 +97,17 @@ def image_checks() -> dict[str, ImageCheck]:
 # Checks evaluated over all inputs at once (see factorygate.engine).
 BUNDLE_CHECKS = frozenset({"k8s-network-policy-coverage"})
 
+# Checks only the admission webhook evaluates, with registry access (`admission serve --verify-signatures`;
+# factorygate.admission.signatures). `scan` and `image` never run them: a scan reports their requirement from
+# the checks it does run, never a pass of these.
+ADMISSION_CHECKS = frozenset({"img-signed-at-admission"})
+
 # Pseudo-check id of findings that report unreadable input.
 INPUT_ERROR = "input-error"
 CHECK_ERROR = "check-error"
 
 __all__ = [
+    "ADMISSION_CHECKS",
     "BUNDLE_CHECKS",
     "CHECK_ERROR",
     "DOCKERFILE_CHECKS",

@@ -362,3 +362,28 @@ def img_trusted_registry(facts: ImageFacts, p: Parameters) -> Iterator[Outcome]:
     if not found:
         where = f"pulled from {img.registry}" if img.registry else "read from a local archive"
         yield _ok("reference", f"{where}; base {base or 'not declared'}")
+
+
+# -- 2.10 -----------------------------------------------------------------------------------------
+def img_signed(facts: ImageFacts, p: Parameters) -> Iterator[Outcome]:
+    """The image and its declared base carry a valid cosign signature by a trusted key (evidence gathered by
+    factorygate.supply.evidence before the checks run)."""
+    sig = facts.signatures
+    if not p.trusted_signing_keys:
+        yield _bad(
+            "signature",
+            "no trusted keys configured (policy parameters.trusted_signing_keys): signatures cannot be verified",
+        )
+        return
+    if sig is None:
+        yield _bad("signature", "signatures were not looked up for this image")
+        return
+    if sig.problem:
+        yield _bad("signature", f"signatures could not be verified: {sig.problem}")
+        return
+    for ev in sig.evidence:
+        where = f" {ev.reference}" if ev.reference else ""
+        if ev.verified:
+            yield _ok(f"signature.{ev.subject}", f"{ev.subject}{where}: {ev.detail}")
+        else:
+            yield _bad(f"signature.{ev.subject}", f"{ev.subject}{where} is not signed by a trusted key: {ev.detail}")

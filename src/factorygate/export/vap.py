@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ class Exemptions:
     ignored: list[str]  # literals no namespace can have (not a label value)
 
 
-def exemptions(exempt: list[str]) -> Exemptions:
+def exemptions(exempt: Sequence[str]) -> Exemptions:
     names, globs, ignored = [], [], []
     for entry in dict.fromkeys(exempt):
         if _GLOB_CHARS & set(entry):

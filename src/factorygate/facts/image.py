@@ -60,6 +60,25 @@ class HistoryStep:
     dockerfile: Dockerfile | None  # the step as a one-instruction Dockerfile, when it reads as one
 
 
+@dataclass(frozen=True, slots=True)
+class SignatureEvidence:
+    """What a signature lookup (CICDG-2.10) found for the image or its declared base."""
+
+    subject: str  # "image" | "base"
+    reference: str  # repository@digest that was looked up
+    verified: bool
+    detail: str  # what was verified (signer key, where) or why not
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureFacts:
+    """Signature evidence gathered by factorygate.supply.evidence (checks never do I/O)."""
+
+    trusted_keys: int  # how many trusted keys the policy gave
+    evidence: tuple[SignatureEvidence, ...] = ()
+    problem: str | None = None  # why the lookup could not be done (unreadable key, unreachable registry)
+
+
 @dataclass(slots=True)
 class ImageFacts:
     """Everything the image checks read."""
@@ -75,6 +94,7 @@ class ImageFacts:
     history: list[HistoryStep]
     packages: list[Package] = field(default_factory=list)
     inventory_problems: list[str] = field(default_factory=list)
+    signatures: SignatureFacts | None = None  # None: not gathered (no policy keys were looked at)
 
     def text(self, path: str) -> str | None:
         data = self.fs.contents.get(path)

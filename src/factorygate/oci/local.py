@@ -329,8 +329,19 @@ def _tag_of(desc: Descriptor) -> str | None:
     return desc.annotations.get(REF_NAME)
 
 
+_SIGNATURE_TAG = re.compile(r"sha256-[0-9a-f]{64}\.(?:sig|att|sbom)")
+_COSIGN_KINDS = ("dev.cosignproject.cosign/sigs", "dev.cosignproject.cosign/atts")
+
+
+def _is_signature_object(desc: Descriptor) -> bool:
+    """cosign's signatures/attestations stored beside the image (``cosign save``, or its tags copied over)."""
+    return desc.annotations.get("kind") in _COSIGN_KINDS or bool(_SIGNATURE_TAG.fullmatch(_tag_of(desc) or ""))
+
+
 def _by_tag(entries: list[Descriptor], selector: str | None, ref: str) -> list[Descriptor]:
     """The index entries for ``selector`` (all platforms of one image), or of the only image."""
+    if selector is None:  # signature objects are not the image a plain DIR reference means
+        entries = [d for d in entries if not _is_signature_object(d)] or entries
     tags = sorted({t for d in entries if (t := _tag_of(d))})
     if not entries:
         raise ImageError(f"{ref}: the layout's index.json lists no images")

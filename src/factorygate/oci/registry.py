@@ -103,6 +103,16 @@ def open_registry(ref: str, opts: RegistryOptions) -> ResolvedImage:
         raise
 
 
+def connect(reference: Reference, name: str, opts: RegistryOptions) -> _Client:
+    """A session with ``reference``'s registry and repository (for writers: see :mod:`factorygate.oci.push`)."""
+    for entry in opts.insecure_registries:
+        check_insecure_registry(entry)
+    try:
+        return _Client(reference, name, opts, _credentials(reference, opts))
+    except ImageError as e:
+        raise ImageError(f"{name}: {e}") from None
+
+
 def _credentials(reference: Reference, opts: RegistryOptions) -> auth.CredentialLookup:
     if opts.username is not None or opts.password is not None:
         if not opts.username or opts.password is None:
@@ -367,6 +377,25 @@ class _Client:
             response.close()
             self.authenticate(response, already_tried)  # raises when the second attempt is refused too
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def call(
+        self, method: str, url: httpx.URL, headers: dict[str, str] | None = None, content: bytes | None = None
+    ) -> httpx.Response:
+        """Any method (streamed), auth challenges answered (push scopes too), redirects NOT followed."""
+        for already_tried in (False, True):
+            sent = dict(headers or {})
+            if self.authorization and self._same_origin(url):
+                sent["Authorization"] = self.authorization
+            response = self.send(httpx.Request(method, url, headers=sent, content=content))
+            if response.status_code != 401:
+                return response
+            response.close()
+            self.authenticate(response, already_tried)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def fail(self, response: httpx.Response, what: str) -> ImageError:
+        """A one-line error for an unexpected answer (reads and closes the response)."""
+        return self._fail(response, what)
 
     def _get_following_redirects(self, url: httpx.URL, accept: str | None) -> httpx.Response:
         for _ in range(MAX_REDIRECTS + 1):

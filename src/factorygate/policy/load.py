@@ -101,6 +101,10 @@ def validate_dataclass(
     ``docs`` is the page an "unknown field" problem points to."""
     from pydantic import TypeAdapter, ValidationError
 
+    # Policy.conformance names this class only under TYPE_CHECKING (scans do not import it); TypeAdapter
+    # resolves such forward references in its caller's namespace, which is here
+    from factorygate.audit.declarations import ConformanceDeclarations  # noqa: F401
+
     try:
         return TypeAdapter(cls).validate_python(data), []
     except ValidationError as e:
@@ -108,9 +112,9 @@ def validate_dataclass(
         for err in e.errors():
             loc, msg = tuple(err["loc"]), err["msg"]
             cause = (err.get("ctx") or {}).get("error")
-            if err["type"] == "unexpected_keyword_argument":
+            if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):  # dataclass, NamedTuple
                 msg = f"unknown field (a typo? see {docs})" if docs else "unknown field (a typo?)"
-            elif isinstance(cause, FieldProblem):  # a __post_init__ rule: point at its field
+            elif isinstance(cause, FieldProblem):  # a record's own rule (_checked, __post_init__): its field
                 loc, msg = (*loc, cause.field), str(cause)
             problems.append((loc, msg))
         return None, problems

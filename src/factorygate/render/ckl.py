@@ -11,10 +11,10 @@ from factorygate import __version__
 from factorygate.engine import ScanResult
 from factorygate.render.evidence import (
     STIG_SEVERITY,
-    STIG_SOURCES,
     EvidenceOptions,
     RequirementEvidence,
     check_content,
+    checklist_sources,
     content_uuid,
     finding_details,
     fix_text,
@@ -126,7 +126,7 @@ def build_checklist(result: ScanResult, options: EvidenceOptions, evidence: list
     for tag in ASSET_FIELDS:
         _text(asset_el, tag, values[tag])
     stigs = ET.SubElement(root, "STIGS")
-    for source in STIG_SOURCES:
+    for source in checklist_sources(result):
         rows = [ev for ev in evidence if ev.requirement.source == source]
         if not rows:
             continue
@@ -172,7 +172,7 @@ def build_checklist(result: ScanResult, options: EvidenceOptions, evidence: list
 
 def render_ckl(result: ScanResult, out: TextIO, options: EvidenceOptions | None = None) -> None:
     options = options or EvidenceOptions()
-    root = build_checklist(result, options, requirement_evidence(result, STIG_SOURCES))
+    root = build_checklist(result, options, requirement_evidence(result, checklist_sources(result)))
     ET.indent(root, space="\t")
     out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     out.write(f"<!--DISA STIG Viewer :: 2.18 (written by factorygate {__version__})-->\n")

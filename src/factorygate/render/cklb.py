@@ -9,10 +9,10 @@ from factorygate import __version__
 from factorygate.engine import ScanResult
 from factorygate.render.evidence import (
     STIG_SEVERITY,
-    STIG_SOURCES,
     EvidenceOptions,
     RequirementEvidence,
     check_content,
+    checklist_sources,
     content_uuid,
     finding_details,
     fix_text,
@@ -74,10 +74,10 @@ def _rule(ev: RequirementEvidence, stig_uuid: str, classification: str) -> dict[
 
 def checklist_dict(result: ScanResult, options: EvidenceOptions) -> dict[str, Any]:
     asset = options.asset
-    evidence = requirement_evidence(result, STIG_SOURCES)
+    evidence = requirement_evidence(result, checklist_sources(result))
     host = options.host_name(result)
     stigs: list[dict[str, Any]] = []
-    for source in STIG_SOURCES:
+    for source in checklist_sources(result):
         rows = [ev for ev in evidence if ev.requirement.source == source]
         if not rows:
             continue

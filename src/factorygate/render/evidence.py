@@ -39,6 +39,8 @@ MAX_LISTED = 1000
 VULN_SOURCE = "VULNS"
 # the checklist formats carry the DISA guide, the Pod Security Standards and the release's vulnerabilities
 STIG_SOURCES = ("CICDG", "PSS", VULN_SOURCE)
+# `factorygate audit` adds the Kubernetes STIG rules (catalog source "V") and the reference-design scorecard
+AUDIT_SOURCES = ("V", "REFDESIGN")
 # A vulnerability finding is evidence for NIST SP 800-53 rev5 RA-5 (vulnerability monitoring and scanning)
 # and SI-2 (flaw remediation). CCIs from DISA's CCI list (version 2023-06-07, as embedded in
 # mitre/heimdall2 libs/hdf-converters/src/utils/CCI_List.ts), by their rev5 reference:
@@ -195,7 +197,16 @@ def requirement_evidence(result: ScanResult, sources: Iterable[str] | None = Non
         out.append(RequirementEvidence(req, status, severity, checks, tuple(findings)))
     if wanted is None or VULN_SOURCE in wanted:
         out += vulnerability_evidence(result)
+    if getattr(result, "clusters", None) and (wanted is None or AUDIT_SOURCES[1] in wanted):
+        from factorygate.audit.report import conformance_evidence  # `factorygate audit`: the scorecard
+
+        out += conformance_evidence(result)
     return out
+
+
+def checklist_sources(result: ScanResult) -> tuple[str, ...]:
+    """The pseudo-STIGs of a checklist: an audit adds the Kubernetes STIG and the conformance scorecard."""
+    return STIG_SOURCES + AUDIT_SOURCES if getattr(result, "clusters", None) else STIG_SOURCES
 
 
 def nist_controls(req: Requirement) -> tuple[str, ...]:
@@ -456,6 +467,10 @@ def fix_text(ev: RequirementEvidence) -> str:
 def stig_release(result: ScanResult, source: str) -> tuple[str, str, str, str]:
     """(title, version, release, benchmark date) of a catalog source (``V2R0.6`` -> "2", "0.6")."""
     info = result.catalog.sources.get(source) or (VULN_SOURCE_INFO if source == VULN_SOURCE else {})
+    if source == AUDIT_SOURCES[1]:
+        from factorygate.audit.report import CONFORMANCE_INFO
+
+        info = CONFORMANCE_INFO
     title = info.get("title") or source
     raw = info.get("version") or ""
     m = re.fullmatch(r"[Vv](\d+)[Rr]([\d.]+)", raw)
@@ -476,6 +491,8 @@ def stig_id(source: str) -> str:
         "CICDG": "DISA_Container_Image_Creation_and_Deployment_Guide",
         "PSS": "Kubernetes_Pod_Security_Standards",
         VULN_SOURCE: "factorygate_Release_Vulnerabilities",
+        "V": "Kubernetes_STIG",
+        "REFDESIGN": "factorygate_DoD_Reference_Design_Conformance",
     }.get(source, f"factorygate_{source}")
 
 

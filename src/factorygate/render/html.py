@@ -521,8 +521,18 @@ def render_html(result: ScanResult, out: TextIO, *, generated_at: str | None = N
         "waiver_alerts": sum(1 for w in waivers if w.state != "active"),
         "warn_days": EXPIRY_WARNING_DAYS,
         "vulnerabilities": _vulnerability_sections(result),
+        "audit": _audit_section(result),
     }
     _write("scan.html.j2", context, findings_table(result), out)
+
+
+def _audit_section(result: ScanResult) -> dict[str, Any] | None:
+    """`factorygate audit`: per cluster coverage and the conformance scorecard (None for other results)."""
+    if not getattr(result, "clusters", None):
+        return None
+    from factorygate.audit.report import audit_json
+
+    return audit_json(result)
 
 
 def _vulnerability_sections(result: ScanResult) -> list[dict[str, Any]]:

@@ -136,6 +136,10 @@ def report_dict(result: ScanResult, with_findings: bool = True) -> dict[str, Any
     if sections:
         # the `vulns gate` decisions and `vulns merge` lists of the release, as read (`report` reads them back)
         report["vulnerabilities"] = [{"source": s.source, **s.document} for s in sections]
+    if getattr(result, "clusters", None):  # `factorygate audit`: per cluster coverage, workloads, scorecard
+        from factorygate.audit.report import audit_json
+
+        report["audit"] = audit_json(result)
     return report
 
 
@@ -200,7 +204,10 @@ def render_json(result: ScanResult, out: TextIO, ahead: FindingLines | None = No
         if key == "findings" and result.findings:
             out.write("[\n")
             lines = ahead.for_result(result) if ahead is not None else map(_LineEncoder().line, result.findings)
-            out.write(",\n".join(lines))
+            first = True
+            for line in lines:  # one line at a time: a large report is never held twice
+                out.write(line if first else ",\n" + line)
+                first = False
             out.write("\n]")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             out.write("[\n")

@@ -90,6 +90,10 @@ def render_text(result: ScanResult, out: TextIO, *, color: bool = False) -> None
         rows = [_row(f) for f in ordered]
         lines.extend("  " + ln for ln in _table(header, rows, (0, 1), paint))
         lines.append("")
+    if getattr(result, "clusters", None):  # `factorygate audit`: coverage and the conformance scorecard
+        from factorygate.audit.report import audit_text
+
+        lines += [_clean(ln) for ln in audit_text(result)]
     statuses = requirement_statuses(result)
     lines.append(paint("Requirements", "bold"))
     req_rows = [(rid, statuses[rid], req.ia_control, req.title) for rid, req in result.catalog.requirements.items()]

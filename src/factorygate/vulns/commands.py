@@ -18,6 +18,7 @@ import json
 import sys
 from typing import Any
 
+from factorygate.argtypes import megabytes
 from factorygate.vulns.merge import MergeResult, merge
 from factorygate.vulns.model import SEVERITIES, Observation
 from factorygate.vulns.output import FORMATS, merged_json
@@ -61,16 +62,6 @@ def _write(doc: dict[str, Any] | str, path: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _mib(value: str) -> int:
-    try:
-        n = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of MiB: {value!r}") from None
-    if not n > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return int(n * MIB)
-
-
 def _severity(value: str) -> str:
     word = value.strip().lower()
     if word not in SEVERITIES:
@@ -103,7 +94,7 @@ def add_vulns_arguments(action: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument(
         "--max-report-size",
-        type=_mib,
+        type=megabytes,
         default=DEFAULT_MAX_BYTES,
         metavar="MiB",
         help=f"refuse a scanner report larger than this (default {DEFAULT_MAX_BYTES // MIB} MiB)",

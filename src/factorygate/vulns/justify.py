@@ -69,13 +69,13 @@ class Justification:
         if not vid or any(c.isspace() for c in vid):
             raise FieldProblem("vulnerability", "a vulnerability id without blanks (CVE-..., GHSA-..., ...)")
         object.__setattr__(self, "vulnerability", vid)
-        required_text(self, "justification", self.justification, 10)
-        required_text(self, "author", self.author, 2)
-        required_text(self, "approver", self.approver, 2)
+        object.__setattr__(self, "justification", required_text("justification", self.justification, 10))
+        object.__setattr__(self, "author", required_text("author", self.author, 2))
+        object.__setattr__(self, "approver", required_text("approver", self.approver, 2))
         for name in ("package", "image"):
             value = getattr(self, name)
             if value is not None:
-                required_text(self, name, value, 1)
+                object.__setattr__(self, name, required_text(name, value, 1))
         if self.approver.casefold() == self.author.casefold():
             raise FieldProblem("approver", "the approver must be another person than the author (two-person rule)")
         if self.expires <= self.approved:

@@ -1,0 +1,1 @@
+"""Supply chain: signing keys, cosign-compatible signatures and attestations, signed bundles."""
