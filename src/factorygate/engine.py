@@ -131,11 +131,16 @@ class ScanResult:
         self.inputs = inputs
         self.stats = stats
         self.as_of = as_of
+        self._tally: tuple[list[Finding], int, Counter[tuple[Status, Severity]]] | None = None
 
     def counts(self) -> Counter[tuple[Status, Severity]]:
         """How many findings of each (status, severity): one pass at C speed, for the exit code and the
-        summaries (a scan has tens of thousands of findings; comparing each Severity in Python is slow)."""
-        return Counter(map(_STATUS_SEVERITY, self.findings))
+        summaries (a scan has tens of thousands of findings; comparing each Severity in Python is slow).
+        Kept while ``findings`` is the same list of the same length (results are built, then read)."""
+        tally = self._tally
+        if tally is None or tally[0] is not self.findings or tally[1] != len(self.findings):
+            tally = self._tally = (self.findings, len(self.findings), Counter(map(_STATUS_SEVERITY, self.findings)))
+        return tally[2]
 
     def blocking(self, counts: Counter[tuple[Status, Severity]] | None = None) -> int:
         """Failures at or above the policy's threshold."""

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, TextIO
 
 from factorygate import __version__
@@ -203,11 +204,13 @@ def render_json(result: ScanResult, out: TextIO, ahead: FindingLines | None = No
         out.write(f"{_ENCODE(key)}: ")
         if key == "findings" and result.findings:
             out.write("[\n")
-            lines = ahead.for_result(result) if ahead is not None else map(_LineEncoder().line, result.findings)
-            first = True
-            for line in lines:  # one line at a time: a large report is never held twice
-                out.write(line if first else ",\n" + line)
-                first = False
+            lines = iter(ahead.for_result(result) if ahead is not None else map(_LineEncoder().line, result.findings))
+            # a thousand lines per write: a large report is never held twice, and few calls are made
+            chunk = list(islice(lines, 1000))
+            out.write(",\n".join(chunk))
+            while chunk := list(islice(lines, 1000)):
+                out.write(",\n")
+                out.write(",\n".join(chunk))
             out.write("\n]")
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             out.write("[\n")
