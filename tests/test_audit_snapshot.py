@@ -393,3 +393,30 @@ def test_large_json_broken_half_way_is_one_error_and_no_partial_objects(
     assert inv.origins == {}
     assert len(inv.errors) == 1
     assert inv.errors[0].startswith(f"{broken}:")
+
+
+def test_audit_kinds_lists_what_the_live_reader_lists() -> None:
+    from factorygate.audit.conformance_kinds import WANTED
+    from factorygate.audit.kinds import kinds_to_list
+
+    proc = run_cli("audit", "kinds")
+    assert proc.returncode == 0, proc.stderr
+    names = set(proc.stdout.split())
+    expected = {k.plural + (f".{k.group}" if k.group else "") for k in kinds_to_list(())}
+    assert expected <= names  # the checks' kinds
+    assert {"pods", "deployments.apps", "clusterrolebindings.rbac.authorization.k8s.io"} <= names
+    assert {k.plural + (f".{k.group}" if k.group else "") for k in WANTED} <= names  # the scorecard's
+    assert "peerauthentications.security.istio.io" in names
+    assert not any(n.startswith(("secrets", "configmaps")) for n in names)  # never read
+
+
+def test_a_namespace_limited_audit_cannot_judge_cluster_wide_components() -> None:
+    proc = run_cli("audit", "--snapshot", str(SNAPSHOT), "-n", "team-a", "-f", "json")
+    doc = json.loads(proc.stdout)
+    rows = [row for cluster in doc["audit"]["clusters"] for row in cluster["conformance"]]
+    assert rows
+    assert {row["state"] for row in rows} == {"unknown"}  # never absent, never present
+    assert all("--namespace" in row["evidence"][0] for row in rows)
+    whole = json.loads(run_cli("audit", "--snapshot", str(SNAPSHOT), "-f", "json").stdout)
+    states = {row["state"] for cluster in whole["audit"]["clusters"] for row in cluster["conformance"]}
+    assert states != {"unknown"}

@@ -26,9 +26,10 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
         nargs="?",
-        choices=("manifests",),
+        choices=("manifests", "kinds"),
         help="manifests: print the ServiceAccount, read-only ClusterRole, binding and CronJob that run the audit "
-        "in-cluster (omit to audit)",
+        "in-cluster; kinds: print the resources a snapshot should hold, one per line, for `kubectl get` "
+        "(omit both to audit)",
     )
     src = parser.add_argument_group("what to audit (default: the current kubeconfig context)")
     src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, else ~/.kube/config)")
@@ -78,6 +79,8 @@ def add_arguments(command: str, parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "manifests":
         return _manifests(args)
+    if args.action == "kinds":
+        return _kinds(args)
     from factorygate.cli import _emit, _engine
 
     engine = _engine(args)
@@ -85,6 +88,25 @@ def run(args: argparse.Namespace) -> int:
         result = _audit_once(engine, args)
         return _emit(result, args)
     return _watch(engine, args)
+
+
+def _kinds(args: argparse.Namespace) -> int:
+    """The resources the audit lists (the checks' and the scorecard's, with kinds the policy declares), as
+    ``kubectl get`` names them (``plural.group``): what a snapshot must hold to be judged like a live cluster."""
+    from factorygate.audit.kinds import kinds_to_list
+    from factorygate.audit.run import declared_of, extra_kinds
+
+    declared = declared_of(_engine_policy(args))
+    names = {k.plural + (f".{k.group}" if k.group else "") for k in kinds_to_list(extra_kinds(declared))}
+    print("\n".join(sorted(names)))
+    return EXIT_OK
+
+
+def _engine_policy(args: argparse.Namespace) -> Any:
+    from factorygate.catalog import load_catalog
+    from factorygate.policy import load_policy
+
+    return load_policy(args.policy, set(load_catalog().checks))
 
 
 def _manifests(args: argparse.Namespace) -> int:
