@@ -52,3 +52,11 @@ def seed_guide() -> str:
     if not path.exists():
         pytest.skip("the shared seeds are not next to this checkout")
     return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def empty_docker_config_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCKER_CONFIG pointed at an empty directory: no credentials of the machine leak into a test."""
+    directory = tmp_path / "docker-config"
+    directory.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(directory))

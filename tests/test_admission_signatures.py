@@ -18,16 +18,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.admission_objects import body, deployment, pod, policy_text
-from tests.registry_server import Certs, RegistryServer, make_certs, missing_tools
-from tests.supply_images import push_image
+from tests.registry_server import Certs, RegistryServer
+from tests.supply_images import SigningRegistry, push_image, signing_registry
 from tests.test_admission_server import Pki, ServerProcess, post
 
 from factorygate.admission.manifests import KEYS_DIR, ManifestError, ManifestOptions, manifest_documents
 from factorygate.admission.server import main as server_main
 from factorygate.admission.signatures import TtlLru
 from factorygate.oci.push import RegistryWriter
-from factorygate.oci.registry import RegistryOptions
-from factorygate.supply import cosign, keys
+from factorygate.supply import cosign
 
 PASSWORD = b"admission-signing-Zx4"
 CHECK = "img-signed-at-admission"
@@ -35,13 +34,7 @@ CHECK = "img-signed-at-admission"
 
 @dataclass
 class Env:
-    root: Path
-    certs: Certs
-    registry: RegistryServer
-    opts: RegistryOptions
-    signer: Any
-    other: Any
-    pub: Path
+    reg: SigningRegistry  # the registry and the signer's and another key
     pki: Pki
     client_tls: ssl.SSLContext
     signed: str  # digest references
@@ -49,43 +42,47 @@ class Env:
     other_signed: str
     signed_tag: str
 
+    @property
+    def root(self) -> Path:
+        return self.reg.root
+
+    @property
+    def certs(self) -> Certs:
+        return self.reg.certs
+
+    @property
+    def registry(self) -> RegistryServer:
+        return self.reg.server
+
+    @property
+    def pub(self) -> Path:
+        return self.reg.pub_path
+
     def writer(self, repo: str) -> RegistryWriter:
-        return RegistryWriter(f"{self.registry.host}/{repo}", self.opts)
+        return self.reg.writer(repo)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    missing = missing_tools(("docker-registry", "openssl"))
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (scripts/system-deps.sh)")
     root = tmp_path_factory.mktemp("admission-signatures")
     (root / "docker-config").mkdir()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DOCKER_CONFIG", str(root / "docker-config"))  # inherited by the server processes
-        certs = make_certs(root / "certs")
-        registry = RegistryServer(root / "registry", certs).start()
-        try:
-            key_path, pub = keys.generate(str(root / "signer"), PASSWORD)
-            keys.generate(str(root / "other"), PASSWORD)
-            signer = keys.load_private_key(key_path, PASSWORD)
-            other = keys.load_private_key(root / "other.key", PASSWORD)
-            opts = RegistryOptions(ca_file=certs.cert)
+        with signing_registry(root, PASSWORD) as reg:
             pki = Pki()
             (root / "ca.pem").write_bytes(pki.ca_pem())
             client_tls = ssl.create_default_context(cafile=str(root / "ca.pem"))
-            with RegistryWriter(f"{registry.host}/team/app", opts) as w:
+            with reg.writer("team/app") as w:
                 d_signed = push_image(w, "v1", {"app/bin": b"signed"})
-                cosign.sign_image(w, w.repository, d_signed, signer)
+                cosign.sign_image(w, w.repository, d_signed, reg.key)
                 d_unsigned = push_image(w, "unsigned", {"app/bin": b"unsigned"})
                 d_other = push_image(w, "other", {"app/bin": b"other"})
-                cosign.sign_image(w, w.repository, d_other, other)
+                cosign.sign_image(w, w.repository, d_other, reg.other)
                 repo = w.repository
             yield Env(
-                root, certs, registry, opts, signer, other, pub, pki, client_tls,
+                reg, pki, client_tls,
                 f"{repo}@{d_signed}", f"{repo}@{d_unsigned}", f"{repo}@{d_other}", f"{repo}:v1",
             )  # fmt: skip
-        finally:
-            registry.stop()
 
 
 def _policy(env: Env, registry_host: str, keys_yaml: str | None = None) -> str:
@@ -195,7 +192,7 @@ def test_inline_waiver_applies_to_the_signature_check(env: Env, webhook: ServerP
 def test_a_moved_tag_is_denied_after_the_tag_ttl(env: Env, webhook: ServerProcess) -> None:
     with env.writer("team/moving") as w:
         digest = push_image(w, "stable", {"app/bin": b"first"})
-        cosign.sign_image(w, w.repository, digest, env.signer)
+        cosign.sign_image(w, w.repository, digest, env.reg.key)
         image = f"{w.repository}:stable"
         assert admit(webhook, _pod_with(image))["allowed"] is True
         push_image(w, "stable", {"app/bin": b"moved, unsigned"})
@@ -218,9 +215,9 @@ def test_a_moved_tag_is_denied_after_the_tag_ttl(env: Env, webhook: ServerProces
 def test_cache_hits_need_no_registry_and_misses_fail_closed_fast(env: Env) -> None:
     registry = RegistryServer(env.root / "registry-2", env.certs).start()
     try:
-        with RegistryWriter(f"{registry.host}/team/cached", env.opts) as w:
+        with RegistryWriter(f"{registry.host}/team/cached", env.reg.opts) as w:
             digest = push_image(w, "v1", {"app/bin": b"cached"})
-            cosign.sign_image(w, w.repository, digest, env.signer)
+            cosign.sign_image(w, w.repository, digest, env.reg.key)
             image = f"{w.repository}@{digest}"
             unsigned = f"{w.repository}@{push_image(w, 'v2', {'app/bin': b'never verified'})}"
         srv = _server(env, "cache", registry.host, "--signature-timeout", "3")

@@ -7,57 +7,27 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.registry_server import Certs, RegistryServer, make_certs, missing_tools
-from tests.supply_images import push_image
+from tests.supply_images import SigningRegistry, push_image, signing_registry
 
 from factorygate.cli import main
 from factorygate.oci.model import OCI_MANIFEST
 from factorygate.oci.push import RegistryWriter
-from factorygate.oci.registry import RegistryOptions
 from factorygate.supply import attest, cosign, dsse, keys
 
 FIXTURES = Path(__file__).parent / "fixtures" / "checks" / "k8s-allowed-registry"
 
 
-@pytest.fixture(autouse=True)
-def empty_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = tmp_path / "docker-config"
-    directory.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
-
-
-@dataclass
-class Env:
-    server: RegistryServer
-    certs: Certs
-    key: ec.EllipticCurvePrivateKey
-    key_path: Path
-    pub_path: Path
-    other_pub: Path
-
-    def writer(self, repo: str) -> RegistryWriter:
-        return RegistryWriter(f"{self.server.host}/{repo}", RegistryOptions(ca_file=self.certs.cert))
+pytestmark = pytest.mark.usefixtures("empty_docker_config_env")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    missing = missing_tools(("docker-registry", "openssl"))
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (scripts/system-deps.sh)")
-    root = tmp_path_factory.mktemp("attest")
-    certs = make_certs(root / "certs")
-    server = RegistryServer(root / "registry", certs).start()
-    key_path, pub_path = keys.generate(str(root / "signer"), b"att-pw")
-    _, other_pub = keys.generate(str(root / "other"), b"att-pw")
-    try:
-        yield Env(server, certs, keys.load_private_key(key_path, b"att-pw"), key_path, pub_path, other_pub)
-    finally:
-        server.stop()
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigningRegistry]:
+    with signing_registry(tmp_path_factory.mktemp("attest"), b"att-pw") as registry:
+        yield registry
 
 
 def _att_manifest(w: RegistryWriter, digest: str) -> dict[str, object]:
@@ -67,7 +37,7 @@ def _att_manifest(w: RegistryWriter, digest: str) -> dict[str, object]:
     return doc
 
 
-def test_provenance_and_gate_attestations_round_trip(env: Env, tmp_path: Path) -> None:
+def test_provenance_and_gate_attestations_round_trip(env: SigningRegistry, tmp_path: Path) -> None:
     report = tmp_path / "scan.json"
     assert main(["scan", str(FIXTURES / "pass"), "--format", "json", "-o", str(report)]) in (0, 1)
     with env.writer("team/attested") as w:
@@ -100,7 +70,7 @@ def test_provenance_and_gate_attestations_round_trip(env: Env, tmp_path: Path) -
         assert layer["annotations"]["predicateType"] in (attest.SLSA_PROVENANCE_V1, attest.GATE_PREDICATE)
 
 
-def test_missing_wrong_key_tampered_and_retagged_attestations_are_rejected(env: Env) -> None:
+def test_missing_wrong_key_tampered_and_retagged_attestations_are_rejected(env: SigningRegistry) -> None:
     pub = env.key.public_key()
     with env.writer("team/att-tamper") as w:
         digest = push_image(w, "v1", {"app/bin": b"att"})
@@ -109,7 +79,7 @@ def test_missing_wrong_key_tampered_and_retagged_attestations_are_rejected(env: 
             attest.verify_attestations(w, w.repository, digest, [pub])
         attest.attach(w, w.repository, digest, env.key, attest.GATE_PREDICATE, {"decision": "pass"})
         with pytest.raises(cosign.SignatureError, match="does not verify"):
-            attest.verify_attestations(w, w.repository, digest, [keys.load_public_key(env.other_pub)])
+            attest.verify_attestations(w, w.repository, digest, [keys.load_public_key(env.other_pub_path)])
         with pytest.raises(cosign.SignatureError, match="predicate type"):
             attest.verify_attestations(w, w.repository, digest, [pub], attest.SLSA_PROVENANCE_V1)
         # re-tag: the .att of one image under another's tag names the wrong subject digest
@@ -131,7 +101,7 @@ def test_missing_wrong_key_tampered_and_retagged_attestations_are_rejected(env: 
 
 
 def test_cli_attest_and_verify_attestation(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: SigningRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(keys.PASSWORD_ENV, "att-pw")
     report = tmp_path / "scan.json"
@@ -155,7 +125,7 @@ def test_cli_attest_and_verify_attestation(
     assert [a["predicate"]["decision"] for a in doc["attestations"]] == ["fail"]
     assert main(["verify-attestation", ref, "--key", str(env.pub_path), *ca]) == 0
     assert "Verified 2 attestation(s)" in capsys.readouterr().out
-    assert main(["verify-attestation", ref, "--key", str(env.other_pub), *ca]) == 1
+    assert main(["verify-attestation", ref, "--key", str(env.other_pub_path), *ca]) == 1
     assert "does not verify" in capsys.readouterr().err
     # inputs that are wrong: one line, exit 2
     assert main(["attest", ref, "--key", str(env.key_path), "--type", "gate", *ca]) == 2
@@ -179,7 +149,7 @@ def test_gate_decision_from_reports(tmp_path: Path) -> None:
     assert attest.gate_decision([report("d.json", 1), report("e.json", 2)])["decision"] == "error"
 
 
-def test_dsse_envelope_with_several_signatures_needs_one_trusted(env: Env) -> None:
+def test_dsse_envelope_with_several_signatures_needs_one_trusted(env: SigningRegistry) -> None:
     other = ec.generate_private_key(ec.SECP256R1())
     first = json.loads(dsse.seal(other, dsse.IN_TOTO_PAYLOAD, b"{}"))
     second = json.loads(dsse.seal(env.key, dsse.IN_TOTO_PAYLOAD, b"{}"))

@@ -7,13 +7,11 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-from tests.registry_server import Certs, RegistryServer, make_certs, missing_tools
-from tests.supply_images import image_manifest, push_image
+from tests.registry_server import RegistryServer, missing_tools
+from tests.supply_images import SigningRegistry, image_manifest, push_image, signing_registry
 
 from factorygate.cli import main
 from factorygate.oci.model import OCI_MANIFEST
@@ -24,53 +22,13 @@ from factorygate.supply import cosign, keys
 PASSWORD = b"test-passphrase-Qw7"
 
 
-@pytest.fixture(autouse=True)
-def empty_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = tmp_path / "docker-config"
-    directory.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
-
-
-@dataclass
-class Env:
-    server: RegistryServer
-    certs: Certs
-    opts: RegistryOptions
-    key: ec.EllipticCurvePrivateKey
-    pub: ec.EllipticCurvePublicKey
-    other: ec.EllipticCurvePrivateKey
-    key_path: Path
-    pub_path: Path
-    other_pub_path: Path
-
-    def writer(self, repo: str) -> RegistryWriter:
-        return RegistryWriter(f"{self.server.host}/{repo}", self.opts)
+pytestmark = pytest.mark.usefixtures("empty_docker_config_env")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    missing = missing_tools(("docker-registry", "openssl"))
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (scripts/system-deps.sh)")
-    root = tmp_path_factory.mktemp("supply")
-    certs = make_certs(root / "certs")
-    server = RegistryServer(root / "registry", certs).start()
-    key_path, pub_path = keys.generate(str(root / "signer"), PASSWORD)
-    _, other_pub = keys.generate(str(root / "other"), PASSWORD)
-    try:
-        yield Env(
-            server,
-            certs,
-            RegistryOptions(ca_file=certs.cert),
-            keys.load_private_key(key_path, PASSWORD),
-            keys.load_public_key(pub_path),
-            keys.load_private_key(root / "other.key", PASSWORD),
-            key_path,
-            pub_path,
-            other_pub,
-        )
-    finally:
-        server.stop()
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigningRegistry]:
+    with signing_registry(tmp_path_factory.mktemp("supply"), PASSWORD) as registry:
+        yield registry
 
 
 def _sig_manifest(w: RegistryWriter, digest: str) -> dict[str, object]:
@@ -87,7 +45,7 @@ def _put_sig_manifest(w: RegistryWriter, digest: str, doc: dict[str, object]) ->
 # ---- round trip and storage format --------------------------------------------------------------------------
 
 
-def test_sign_then_verify_reports_digest_reference_and_signer(env: Env) -> None:
+def test_sign_then_verify_reports_digest_reference_and_signer(env: SigningRegistry) -> None:
     with env.writer("team/roundtrip") as w:
         digest = push_image(w, "v1", {"app/bin": b"one"})
         cosign.sign_image(w, w.repository, digest, env.key, {"build": "42"})
@@ -105,7 +63,7 @@ def test_sign_then_verify_reports_digest_reference_and_signer(env: Env) -> None:
     assert set(layer["annotations"]) == {"dev.cosignproject.cosign/signature"}
 
 
-def test_second_signature_is_appended_not_replacing(env: Env) -> None:
+def test_second_signature_is_appended_not_replacing(env: SigningRegistry) -> None:
     with env.writer("team/twice") as w:
         digest = push_image(w, "v1", {"app/bin": b"two"})
         cosign.sign_image(w, w.repository, digest, env.key)
@@ -117,14 +75,14 @@ def test_second_signature_is_appended_not_replacing(env: Env) -> None:
     assert by_first.fingerprint == keys.fingerprint(env.pub)
 
 
-def test_unsigned_image_is_a_clear_unsigned(env: Env) -> None:
+def test_unsigned_image_is_a_clear_unsigned(env: SigningRegistry) -> None:
     with env.writer("team/unsigned") as w:
         digest = push_image(w, "v1", {"app/bin": b"unsigned"})
         with pytest.raises(cosign.Unsigned, match=r"unsigned \(no sha256-[0-9a-f]{64}\.sig"):
             cosign.verify_image(w, w.repository, digest, [env.pub])
 
 
-def test_wrong_key_is_rejected(env: Env) -> None:
+def test_wrong_key_is_rejected(env: SigningRegistry) -> None:
     with env.writer("team/wrongkey") as w:
         digest = push_image(w, "v1", {"app/bin": b"wrong key"})
         cosign.sign_image(w, w.repository, digest, env.key)
@@ -136,7 +94,7 @@ def test_wrong_key_is_rejected(env: Env) -> None:
 # ---- tampering --------------------------------------------------------------------------------------------------
 
 
-def test_changed_image_manifest_is_unsigned(env: Env) -> None:
+def test_changed_image_manifest_is_unsigned(env: SigningRegistry) -> None:
     """One byte more in the image's manifest (an annotation) is another digest: the signature does not cover it."""
     with env.writer("team/tamper-manifest") as w:
         digest = push_image(w, "v1", {"app/bin": b"m"})
@@ -148,7 +106,7 @@ def test_changed_image_manifest_is_unsigned(env: Env) -> None:
             cosign.verify_image(w, w.repository, new_digest, [env.pub])
 
 
-def test_changed_payload_is_rejected(env: Env) -> None:
+def test_changed_payload_is_rejected(env: SigningRegistry) -> None:
     with env.writer("team/tamper-payload") as w:
         digest = push_image(w, "v1", {"app/bin": b"p"})
         cosign.sign_image(w, w.repository, digest, env.key)
@@ -163,7 +121,7 @@ def test_changed_payload_is_rejected(env: Env) -> None:
             cosign.verify_image(w, w.repository, digest, [env.pub])
 
 
-def test_changed_signature_is_rejected(env: Env) -> None:
+def test_changed_signature_is_rejected(env: SigningRegistry) -> None:
     with env.writer("team/tamper-signature") as w:
         digest = push_image(w, "v1", {"app/bin": b"s"})
         cosign.sign_image(w, w.repository, digest, env.key)
@@ -177,7 +135,7 @@ def test_changed_signature_is_rejected(env: Env) -> None:
             cosign.verify_image(w, w.repository, digest, [env.pub])
 
 
-def test_signature_retagged_to_another_digest_is_rejected(env: Env) -> None:
+def test_signature_retagged_to_another_digest_is_rejected(env: SigningRegistry) -> None:
     with env.writer("team/retag") as w:
         signed = push_image(w, "signed", {"app/bin": b"signed"})
         other = push_image(w, "other", {"app/bin": b"other"})
@@ -187,7 +145,7 @@ def test_signature_retagged_to_another_digest_is_rejected(env: Env) -> None:
             cosign.verify_image(w, w.repository, other, [env.pub])
 
 
-def test_payload_corrupted_in_registry_storage_is_rejected(env: Env) -> None:
+def test_payload_corrupted_in_registry_storage_is_rejected(env: SigningRegistry) -> None:
     with env.writer("team/storage") as w:
         digest = push_image(w, "v1", {"app/bin": b"storage"})
         cosign.sign_image(w, w.repository, digest, env.key)
@@ -201,7 +159,7 @@ def test_payload_corrupted_in_registry_storage_is_rejected(env: Env) -> None:
         cosign.verify_image(w, w.repository, digest, [env.pub])
 
 
-def test_signature_for_another_repository_is_rejected(env: Env) -> None:
+def test_signature_for_another_repository_is_rejected(env: SigningRegistry) -> None:
     with env.writer("team/elsewhere") as w:
         digest = push_image(w, "v1", {"app/bin": b"elsewhere"})
         cosign.sign_image(w, f"{env.server.host}/team/other-name", digest, env.key)
@@ -218,12 +176,12 @@ def test_docker_hub_reference_forms_are_one_repository() -> None:
 # ---- CLI ----------------------------------------------------------------------------------------------------------
 
 
-def _cli(env: Env, *argv: str) -> int:
+def _cli(env: SigningRegistry, *argv: str) -> int:
     return main([*argv, "--ca-file", str(env.certs.cert)])
 
 
 def test_cli_generate_sign_verify(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: SigningRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(keys.PASSWORD_ENV, "cli-pass-Zx1")
     assert main(["key", "generate", str(tmp_path / "ci")]) == 0
@@ -253,7 +211,7 @@ def test_cli_generate_sign_verify(
 
 
 def test_cli_errors_are_one_line_exit_2(
-    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    env: SigningRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ref = f"{env.server.host}/team/cli-errors:v1"
     garbage = tmp_path / "garbage.pub"
@@ -274,7 +232,7 @@ def test_cli_errors_are_one_line_exit_2(
     assert "127.0.0.1:1" in capsys.readouterr().err
 
 
-def test_plain_http_needs_the_loopback_opt_in(env: Env, tmp_path: Path) -> None:
+def test_plain_http_needs_the_loopback_opt_in(env: SigningRegistry, tmp_path: Path) -> None:
     plain = RegistryServer(tmp_path / "plain", None).start()
     try:
         from factorygate.oci.model import ImageError
@@ -294,7 +252,7 @@ def test_plain_http_needs_the_loopback_opt_in(env: Env, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["basic", "token"])
-def test_push_and_sign_with_registry_auth(env: Env, tmp_path: Path, scheme: str) -> None:
+def test_push_and_sign_with_registry_auth(env: SigningRegistry, tmp_path: Path, scheme: str) -> None:
     """Writes answer the registry's challenge for push scope: Basic (htpasswd) and Bearer (token server)."""
     from tests.registry_server import TokenServer
 

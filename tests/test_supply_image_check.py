@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from tests.oci_builders import Layout, Member
-from tests.registry_server import Certs, RegistryServer, make_certs, missing_tools
-from tests.supply_images import image_manifest, push_image
+from tests.supply_images import SigningRegistry, image_manifest, push_image, signing_registry
 
 from factorygate.cli import main
 from factorygate.oci.digest import digest_of
 from factorygate.oci.model import OCI_MANIFEST
-from factorygate.oci.push import RegistryWriter
-from factorygate.oci.registry import RegistryOptions
 from factorygate.supply import cosign, keys
 from factorygate.supply.layout import LayoutStore
 
@@ -27,41 +22,13 @@ BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 
-@pytest.fixture(autouse=True)
-def empty_docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = tmp_path / "docker-config"
-    directory.mkdir()
-    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
-
-
-@dataclass
-class Env:
-    server: RegistryServer
-    certs: Certs
-    key: ec.EllipticCurvePrivateKey
-    pub_path: Path
-    other: ec.EllipticCurvePrivateKey
-
-    def writer(self, repo: str) -> RegistryWriter:
-        return RegistryWriter(f"{self.server.host}/{repo}", RegistryOptions(ca_file=self.certs.cert))
+pytestmark = pytest.mark.usefixtures("empty_docker_config_env")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    missing = missing_tools(("docker-registry", "openssl"))
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (scripts/system-deps.sh)")
-    root = tmp_path_factory.mktemp("img-signed")
-    certs = make_certs(root / "certs")
-    server = RegistryServer(root / "registry", certs).start()
-    key_path, pub_path = keys.generate(str(root / "trusted"), b"pw")
-    other_path, _ = keys.generate(str(root / "other"), b"pw")
-    try:
-        yield Env(
-            server, certs, keys.load_private_key(key_path, b"pw"), pub_path, keys.load_private_key(other_path, b"pw")
-        )
-    finally:
-        server.stop()
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SigningRegistry]:
+    with signing_registry(tmp_path_factory.mktemp("img-signed"), b"pw") as registry:
+        yield registry
 
 
 def _policy(tmp_path: Path, trusted: list[str]) -> Path:
@@ -84,7 +51,7 @@ def _by_path(findings: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {f["location"]["path"]: f for f in findings}
 
 
-def _push_with_base(env: Env, repo: str, base_repo: str, *, sign_base: bool, sign_image: bool) -> str:
+def _push_with_base(env: SigningRegistry, repo: str, base_repo: str, *, sign_base: bool, sign_image: bool) -> str:
     with env.writer(base_repo) as w:
         base_digest = push_image(w, "v1", {"etc/os-release": b"ID=base\n"})
         if sign_base:
@@ -103,7 +70,9 @@ def _push_with_base(env: Env, repo: str, base_repo: str, *, sign_base: bool, sig
 # ---- registry -----------------------------------------------------------------------------------------------------
 
 
-def test_signed_image_and_signed_base_pass(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_signed_image_and_signed_base_pass(
+    env: SigningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ref = _push_with_base(env, "team/good", "base/good", sign_base=True, sign_image=True)
     policy = _policy(tmp_path, [str(env.pub_path)])
     _, found = _findings(capsys, ref, "--policy", str(policy), "--ca-file", str(env.certs.cert))
@@ -115,7 +84,9 @@ def test_signed_image_and_signed_base_pass(env: Env, tmp_path: Path, capsys: pyt
     assert f"{env.server.host}/base/good" in by["signature.base"]["message"]
 
 
-def test_unsigned_base_fails_and_names_it(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unsigned_base_fails_and_names_it(
+    env: SigningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ref = _push_with_base(env, "team/badbase", "base/unsigned", sign_base=False, sign_image=True)
     policy = _policy(tmp_path, [env.pub_path.read_text()])  # inline PEM works as well as a path
     code, found = _findings(capsys, ref, "--policy", str(policy), "--ca-file", str(env.certs.cert))
@@ -126,7 +97,9 @@ def test_unsigned_base_fails_and_names_it(env: Env, tmp_path: Path, capsys: pyte
     assert code == 1
 
 
-def test_image_signed_by_untrusted_key_fails(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_image_signed_by_untrusted_key_fails(
+    env: SigningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with env.writer("team/untrusted") as w:
         digest = push_image(w, "v1", {"app/bin": b"untrusted"})
         cosign.sign_image(w, w.repository, digest, env.other)
@@ -141,7 +114,7 @@ def test_image_signed_by_untrusted_key_fails(env: Env, tmp_path: Path, capsys: p
     assert "no base declared" in by["signature.base"]["message"]
 
 
-def test_no_trusted_keys_is_not_a_pass(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_trusted_keys_is_not_a_pass(env: SigningRegistry, capsys: pytest.CaptureFixture[str]) -> None:
     ref = _push_with_base(env, "team/nokeys", "base/nokeys", sign_base=True, sign_image=True)
     code, found = _findings(capsys, ref, "--ca-file", str(env.certs.cert))
     assert [f["status"] for f in found] == ["fail"]
@@ -149,7 +122,9 @@ def test_no_trusted_keys_is_not_a_pass(env: Env, capsys: pytest.CaptureFixture[s
     assert code == 1
 
 
-def test_unreadable_trusted_key_is_an_error(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_trusted_key_is_an_error(
+    env: SigningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ref = _push_with_base(env, "team/badkey", "base/badkey", sign_base=True, sign_image=True)
     policy = _policy(tmp_path, [str(tmp_path / "missing.pub")])
     code, found = _findings(capsys, ref, "--policy", str(policy), "--ca-file", str(env.certs.cert))
@@ -205,7 +180,7 @@ def _layout_image(root: Path, annotations: dict[str, str] | None = None) -> tupl
 
 
 def test_layout_with_signature_tags_verifies_offline(
-    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: SigningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     base = Layout(tmp_path / "scratch-base")
     base_digest = base.image([[Member("etc/os-release", b"ID=base\n")]], tag="base")["digest"]
@@ -224,7 +199,7 @@ def test_layout_with_signature_tags_verifies_offline(
 
 
 def test_cosign_save_layout_is_read_by_its_kind_annotations(
-    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: SigningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     layout, digest = _layout_image(tmp_path / "saved")
     writer = LayoutWriter(layout)
@@ -245,7 +220,9 @@ def test_cosign_save_layout_is_read_by_its_kind_annotations(
     assert _by_path(found)["signature.image"]["status"] == "pass"
 
 
-def test_oci_archive_has_no_signature_evidence(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_oci_archive_has_no_signature_evidence(
+    env: SigningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.oci_builders import archive_dir
 
     layout, _ = _layout_image(tmp_path / "to-archive")
@@ -257,7 +234,7 @@ def test_oci_archive_has_no_signature_evidence(env: Env, tmp_path: Path, capsys:
 
 
 def test_signature_on_the_multi_platform_index_covers_its_platform_image(
-    env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    env: SigningRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from factorygate.oci.model import OCI_INDEX
 
