@@ -456,23 +456,15 @@ def _network_policies(o: ManifestOptions) -> list[dict[str, Any]]:
     """Deny all traffic in the namespace, then let anything reach the webhook port (the API server's
     address is not known in advance). The webhook needs no egress: it calls nothing, except with
     --verify-signatures, where it reads registries: DNS and HTTPS (TCP 443) to anywhere."""
-    deny = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta("default-deny", o.namespace),
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-    }
-    allow = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(f"{APP}-webhook", o.namespace),
-        "spec": {
-            "podSelector": {"matchLabels": dict(_SELECTOR_LABELS)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
-            "egress": _registry_egress() if o.verify_signatures else [],
-        },
-    }
+    from factorygate.kube_objects import network_policy
+
+    deny = network_policy(_meta("default-deny", o.namespace), {})
+    allow = network_policy(
+        _meta(f"{APP}-webhook", o.namespace),
+        {"matchLabels": dict(_SELECTOR_LABELS)},
+        ingress=[{"ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
+        egress=_registry_egress() if o.verify_signatures else [],
+    )
     return [deny, allow]
 
 

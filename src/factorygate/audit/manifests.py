@@ -163,24 +163,16 @@ def manifest_documents(o: AuditManifestOptions) -> list[dict[str, Any]]:
     for mode in ("enforce", "audit", "warn"):
         ns_meta["labels"][f"pod-security.kubernetes.io/{mode}"] = "restricted"
     policy_text = o.policy_text if o.policy_text is not None else default_policy_text()
-    deny = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta("default-deny", o.namespace),
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-    }
-    api_egress = {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": _meta(f"{APP}-api-server", o.namespace),
-        "spec": {
-            "podSelector": {"matchLabels": dict(_SELECTOR)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [],
-            # the API server's address is not known in advance: its ports only
-            "egress": [{"ports": [{"protocol": "TCP", "port": p} for p in API_PORTS]}],
-        },
-    }
+    from factorygate.kube_objects import network_policy
+
+    deny = network_policy(_meta("default-deny", o.namespace), {})
+    api_egress = network_policy(
+        _meta(f"{APP}-api-server", o.namespace),
+        {"matchLabels": dict(_SELECTOR)},
+        ingress=[],
+        # the API server's address is not known in advance: its ports only
+        egress=[{"ports": [{"protocol": "TCP", "port": p} for p in API_PORTS]}],
+    )
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": ns_meta},
         {
