@@ -35,5 +35,11 @@ for fmt in html ckl cklb oscal hdf; do
     --output out/release.$ext 2>/dev/null
   code=$?; echo "out/release.$ext (exit $code: the release has policy failures)"; [[ $code -eq 1 ]] || status=1
 done
-echo "reports written to out/: hardened.sarif insecure.json insecure.junit.xml docker-hardened.sarif release.*"
+echo
+echo "== factorygate audit --snapshot examples/cluster/snapshot.yaml (a saved cluster state; expect exit 1)"
+$FG audit --snapshot examples/cluster/snapshot.yaml --format html --output out/audit.html
+code=$?; echo "out/audit.html (exit $code: workloads, cluster checks and the conformance scorecard)"
+[[ $code -eq 1 ]] || status=1
+$FG audit --snapshot examples/cluster/snapshot.yaml --format ckl --output out/audit.ckl 2>/dev/null
+echo "reports written to out/: hardened.sarif insecure.json insecure.junit.xml docker-hardened.sarif release.* audit.*"
 exit $status

@@ -17,7 +17,7 @@ from tests.kube_api_server import KubeApiServer, write_kubeconfig
 from factorygate.audit.kinds import ApiKind
 from factorygate.cli import main
 
-SNAPSHOT = ROOT / "tests" / "data" / "audit" / "cluster.yaml"
+SNAPSHOT = ROOT / "examples" / "cluster" / "snapshot.yaml"  # also the main job's example
 PEER_AUTH = ApiKind("security.istio.io", "v1beta1", "peerauthentications", "PeerAuthentication", True)
 
 

@@ -24,7 +24,7 @@ from factorygate.engine import Engine
 from factorygate.model import Status
 from factorygate.policy import default_policy_text, parse_policy
 
-SNAPSHOT = ROOT / "tests" / "data" / "audit" / "cluster.yaml"
+SNAPSHOT = ROOT / "examples" / "cluster" / "snapshot.yaml"  # also the main job's example
 SCHEMA = json.loads((ROOT / "src" / "factorygate" / "schemas" / "report-v1.schema.json").read_text())
 
 
