@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from factorygate import __version__
 from factorygate.argtypes import positive_int
 from factorygate.errors import FactorygateError
+from factorygate.kube_objects import RUN_AS, network_policy, restricted_container_security, restricted_pod_security
 
 if TYPE_CHECKING:  # the command line builds its parser from this module: keep PyYAML out of start-up
     import yaml
@@ -40,7 +41,6 @@ DEFAULT_IMAGE = f"registry1.dso.mil/factorygate/factorygate:{__version__}"
 WEBHOOK_NAME = "validate.factorygate.dev"
 CONTAINER_PORT = 8443
 SERVICE_PORT = 443
-RUN_AS = 10001
 TLS_DIR = "/etc/factorygate/tls"
 POLICY_DIR = "/etc/factorygate/policy"
 POLICY_KEY = "policy.yaml"
@@ -354,16 +354,7 @@ def _container(o: ManifestOptions) -> dict[str, Any]:
         },
         "livenessProbe": _probe("/healthz", 10),
         "readinessProbe": _probe("/readyz", 5),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container_security(),
         "volumeMounts": [
             {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
             {"name": "policy", "mountPath": POLICY_DIR, "readOnly": True},
@@ -406,13 +397,8 @@ def _deployment(o: ManifestOptions, policy_text: str) -> dict[str, Any]:
         "enableServiceLinks": False,
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "topologySpreadConstraints": [_spread("kubernetes.io/hostname"), _spread("topology.kubernetes.io/zone")],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,  # the mounted key is group-readable (0440), owned by this group
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        # the mounted keys are group-readable (0440), owned by this group
+        "securityContext": restricted_pod_security(fs_group=RUN_AS),
         "containers": [_container(o)],
         "volumes": [
             {"name": "tls", "secret": {"secretName": f"{APP}-tls", "defaultMode": 0o440}},
@@ -456,8 +442,6 @@ def _network_policies(o: ManifestOptions) -> list[dict[str, Any]]:
     """Deny all traffic in the namespace, then let anything reach the webhook port (the API server's
     address is not known in advance). The webhook needs no egress: it calls nothing, except with
     --verify-signatures, where it reads registries: DNS and HTTPS (TCP 443) to anywhere."""
-    from factorygate.kube_objects import network_policy
-
     deny = network_policy(_meta("default-deny", o.namespace), {})
     allow = network_policy(
         _meta(f"{APP}-webhook", o.namespace),

@@ -17,12 +17,12 @@ from typing import Any
 
 from factorygate import __version__
 from factorygate.errors import FactorygateError
+from factorygate.kube_objects import network_policy, restricted_container_security, restricted_pod_security
 
 APP = "factorygate-audit"
 DEFAULT_NAMESPACE = "factorygate-audit"
 DEFAULT_IMAGE = f"registry1.dso.mil/factorygate/factorygate:{__version__}"
 DEFAULT_SCHEDULE = "17 */6 * * *"
-RUN_AS = 10001
 POLICY_DIR = "/etc/factorygate/policy"
 POLICY_KEY = "policy.yaml"
 MAX_POLICY_BYTES = 512 * 1024
@@ -97,16 +97,7 @@ def _container(o: AuditManifestOptions) -> dict[str, Any]:
         "command": ["factorygate"],
         "args": ["audit", "--in-cluster", "--format", o.report_format, "--policy", f"{POLICY_DIR}/{POLICY_KEY}"],
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_container_security(),
         "volumeMounts": [
             {"name": "policy", "mountPath": POLICY_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir of the pod's own
@@ -121,12 +112,7 @@ def _cron_job(o: AuditManifestOptions) -> dict[str, Any]:
         "enableServiceLinks": False,
         "restartPolicy": "Never",
         "nodeSelector": {"kubernetes.io/os": "linux"},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod_security(),
         "containers": [_container(o)],
         "volumes": [
             {"name": "policy", "configMap": {"name": f"{APP}-policy", "defaultMode": 0o444}},
@@ -163,8 +149,6 @@ def manifest_documents(o: AuditManifestOptions) -> list[dict[str, Any]]:
     for mode in ("enforce", "audit", "warn"):
         ns_meta["labels"][f"pod-security.kubernetes.io/{mode}"] = "restricted"
     policy_text = o.policy_text if o.policy_text is not None else default_policy_text()
-    from factorygate.kube_objects import network_policy
-
     deny = network_policy(_meta("default-deny", o.namespace), {})
     api_egress = network_policy(
         _meta(f"{APP}-api-server", o.namespace),
