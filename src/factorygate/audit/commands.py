@@ -95,18 +95,12 @@ def _kinds(args: argparse.Namespace) -> int:
     ``kubectl get`` names them (``plural.group``): what a snapshot must hold to be judged like a live cluster."""
     from factorygate.audit.kinds import kinds_to_list
     from factorygate.audit.run import declared_of, extra_kinds
+    from factorygate.cli import _engine
 
-    declared = declared_of(_engine_policy(args))
+    declared = declared_of(_engine(args).policy)
     names = {k.plural + (f".{k.group}" if k.group else "") for k in kinds_to_list(extra_kinds(declared))}
     print("\n".join(sorted(names)))
     return EXIT_OK
-
-
-def _engine_policy(args: argparse.Namespace) -> Any:
-    from factorygate.catalog import load_catalog
-    from factorygate.policy import load_policy
-
-    return load_policy(args.policy, set(load_catalog().checks))
 
 
 def _manifests(args: argparse.Namespace) -> int:
